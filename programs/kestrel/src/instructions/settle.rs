@@ -13,9 +13,9 @@ use crate::events::FillSettled;
 use crate::math::{BaseLots, SafeMath, Ticks};
 use crate::state::{Exchange, Market, OrderRecord, UserAccount};
 use anchor_lang::prelude::*;
-use solana_sdk_ids::sysvar::instructions as instructions_sysvar;
 use anchor_lang::system_program;
 use anchor_lang::Discriminator;
+use solana_sdk_ids::sysvar::instructions as instructions_sysvar;
 
 /// One order of the batch.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
