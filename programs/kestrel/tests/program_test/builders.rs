@@ -220,3 +220,33 @@ impl TestExchange {
         settle
     }
 }
+
+impl TestExchange {
+    /// The fixture's `initialize_exchange` arguments.
+    pub fn initialize_args(&self) -> InitializeExchangeArgs {
+        InitializeExchangeArgs {
+            domain_id: self.cfg.domain_id,
+            operator: self.operator.pubkey(),
+            fee_collector: self.fee_collector.pubkey(),
+            withdrawal_delay_slots: self.cfg.withdrawal_delay_slots,
+            fee_change_delay_slots: self.cfg.fee_change_delay_slots,
+        }
+    }
+
+    /// `initialize_exchange` signed by `admin` with any arguments (the exchange PDA follows
+    /// `args.domain_id`).
+    pub fn ix_initialize_exchange_with(
+        &self,
+        admin: &Pubkey,
+        args: InitializeExchangeArgs,
+    ) -> Instruction {
+        ix(
+            kestrel::accounts::InitializeExchange {
+                admin: *admin,
+                exchange: exchange_address(args.domain_id),
+                system_program: solana_system_interface::program::ID,
+            },
+            kestrel::instruction::InitializeExchange { args },
+        )
+    }
+}

@@ -560,3 +560,66 @@ pub fn assert_anchor_error(
         (_, other) => panic!("expected anchor {expected:?} ({code}), got {other:?}"),
     }
 }
+
+/// `ix` with `key`'s signer flag cleared, for "missing signature" tests: the transaction is then
+/// sent without that keypair.
+pub fn without_signer(mut ix: Instruction, key: &Pubkey) -> Instruction {
+    let mut found = false;
+    for meta in ix.accounts.iter_mut().filter(|m| m.pubkey == *key) {
+        meta.is_signer = false;
+        found = true;
+    }
+    assert!(found, "{key} is not an account of the instruction");
+    ix
+}
+
+/// `ix` with every occurrence of account `from` replaced by `to` (flags kept), for
+/// substituted-account tests.
+pub fn with_account(mut ix: Instruction, from: &Pubkey, to: &Pubkey) -> Instruction {
+    let mut found = false;
+    for meta in ix.accounts.iter_mut().filter(|m| m.pubkey == *from) {
+        meta.pubkey = *to;
+        found = true;
+    }
+    assert!(found, "{from} is not an account of the instruction");
+    ix
+}
+
+/// Asserts that the transaction failed with exactly this instruction error (system program,
+/// SPL Token and other non-Anchor errors).
+#[track_caller]
+pub fn assert_instruction_error(result: Result<(), BanksClientError>, expected: InstructionError) {
+    let (_, got) = instruction_error(result);
+    assert_eq!(got, expected);
+}
+
+impl TestExchange {
+    /// A keypair with SOL and nothing else: an attacker, a would-be admin, a new operator.
+    pub async fn funded_keypair(&mut self) -> Keypair {
+        let keypair = Keypair::new();
+        self.airdrop(&keypair.pubkey(), 1_000_000_000).await;
+        keypair
+    }
+
+    /// A second deployment of the program in the same bank (same admin, operator and mints,
+    /// its own vaults); returns its exchange address.
+    pub async fn second_exchange(&mut self, domain_id: u64) -> Pubkey {
+        let other = exchange_address(domain_id);
+        let mut args = self.initialize_args();
+        args.domain_id = domain_id;
+        let init = self.ix_initialize_exchange_with(&self.admin.pubkey(), args);
+        let admin = self.admin.insecure_clone();
+        self.send(&[init], &[&admin]).await.expect("initialize");
+        for mint in [self.base_mint, self.quote_mint] {
+            let ix = self.ix_add_asset(&mint);
+            let ix = with_account(
+                ix,
+                &vault_address(&self.exchange, &mint),
+                &vault_address(&other, &mint),
+            );
+            let ix = with_account(ix, &self.exchange, &other);
+            self.send(&[ix], &[&admin]).await.expect("add asset");
+        }
+        other
+    }
+}
