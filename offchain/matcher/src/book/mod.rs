@@ -1,0 +1,435 @@
+//! The order book's storage: preallocated slabs, intrusive lists and indexes.
+//!
+//! * Orders live in a slab (`Vec<OrderNode>` reserved for `max_orders`, recycled through a free
+//!   list). Each node is linked into the FIFO of its price level (`prev`/`next`) and into its
+//!   user's list (`user_prev`/`user_next`), and remembers its level and its place in the expiry
+//!   heap, so removing any order is O(1) apart from the heap.
+//! * Levels live in a second slab. Each side keeps a ladder, a `Vec<(key, level)>` sorted so
+//!   that the best level is the last element: best price is O(1), removing the best level is a
+//!   `pop`, and adding a level near the top moves only the few entries above it.
+//! * An order-id index, a client-order-id index and a user index (hash maps reserved up front).
+//!
+//! Nothing here allocates after construction as long as at most `max_orders` orders rest.
+//! Slab indexes are `u32`; `NIL` marks the end of a list. All slab indexing is by indexes the
+//! book itself handed out, so it cannot go out of bounds.
+
+mod hash;
+mod heap;
+
+use std::collections::HashMap;
+
+use crate::types::{ClientOrderId, Lots, OrderId, OrderType, SelfTradeMode, Side, Ticks, UserId};
+use hash::IdBuild;
+use heap::ExpiryHeap;
+
+/// End-of-list marker.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// One resting order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OrderNode {
+    pub(crate) id: OrderId,
+    pub(crate) price: Ticks,
+    pub(crate) remaining: Lots,
+    /// Time priority: lower rested earlier. Unique across the book.
+    pub(crate) stamp: u64,
+    pub(crate) nonce: u64,
+    pub(crate) expiry: u64,
+    pub(crate) client_order_id: Option<ClientOrderId>,
+    prev: u32,
+    pub(crate) next: u32,
+    user_prev: u32,
+    pub(crate) user_next: u32,
+    pub(crate) level: u32,
+    pub(crate) user: u32,
+    heap_pos: u32,
+    pub(crate) side: Side,
+    pub(crate) order_type: OrderType,
+    pub(crate) self_trade: SelfTradeMode,
+}
+
+/// One price level: a FIFO of orders and its aggregate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Level {
+    pub(crate) price: Ticks,
+    pub(crate) side: Side,
+    pub(crate) head: u32,
+    tail: u32,
+    pub(crate) total: Lots,
+    pub(crate) count: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct UserEntry {
+    key: UserId,
+    head: u32,
+    tail: u32,
+    count: u32,
+}
+
+/// What the engine hands to [`Book::insert`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewResting {
+    pub(crate) id: OrderId,
+    pub(crate) user: UserId,
+    pub(crate) client_order_id: Option<ClientOrderId>,
+    pub(crate) side: Side,
+    pub(crate) price: Ticks,
+    pub(crate) size: Lots,
+    pub(crate) order_type: OrderType,
+    pub(crate) self_trade: SelfTradeMode,
+    pub(crate) nonce: u64,
+    pub(crate) expiry: u64,
+    pub(crate) stamp: u64,
+}
+
+/// Ladder key: ascending order puts the best level last on both sides.
+fn ladder_key(side: Side, price: Ticks) -> u64 {
+    match side {
+        Side::Buy => price.0,
+        Side::Sell => !price.0,
+    }
+}
+
+/// Storage of one market's resting orders.
+#[derive(Debug, Clone)]
+pub(crate) struct Book {
+    orders: Vec<OrderNode>,
+    free_order: u32,
+    levels: Vec<Level>,
+    free_level: u32,
+    bids: Vec<(u64, u32)>,
+    asks: Vec<(u64, u32)>,
+    index: HashMap<OrderId, u32, IdBuild>,
+    client_index: HashMap<(u32, ClientOrderId), u32>,
+    users: HashMap<UserId, u32>,
+    user_entries: Vec<UserEntry>,
+    free_user: u32,
+    expiry: ExpiryHeap,
+    len: u32,
+}
+
+impl Book {
+    /// Reserves everything for `capacity` resting orders. Hash maps get twice that, so deletes
+    /// (tombstones) are cleaned up by rehashing in place rather than by growing.
+    pub(crate) fn with_capacity(capacity: u32) -> Book {
+        let n = capacity as usize;
+        let maps = n.saturating_mul(2);
+        Book {
+            orders: Vec::with_capacity(n),
+            free_order: NIL,
+            levels: Vec::with_capacity(n),
+            free_level: NIL,
+            bids: Vec::with_capacity(n),
+            asks: Vec::with_capacity(n),
+            index: HashMap::with_capacity_and_hasher(maps, IdBuild::default()),
+            client_index: HashMap::with_capacity(maps),
+            users: HashMap::with_capacity(maps),
+            user_entries: Vec::with_capacity(n),
+            free_user: NIL,
+            expiry: ExpiryHeap::with_capacity(n),
+            len: 0,
+        }
+    }
+
+    /// Resting orders.
+    pub(crate) fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub(crate) fn order(&self, slot: u32) -> &OrderNode {
+        &self.orders[slot as usize]
+    }
+
+    pub(crate) fn level(&self, level: u32) -> &Level {
+        &self.levels[level as usize]
+    }
+
+    pub(crate) fn user_key(&self, user_slot: u32) -> UserId {
+        self.user_entries[user_slot as usize].key
+    }
+
+    pub(crate) fn find(&self, id: OrderId) -> Option<u32> {
+        self.index.get(&id).copied()
+    }
+
+    pub(crate) fn user_slot(&self, user: &UserId) -> Option<u32> {
+        self.users.get(user).copied()
+    }
+
+    pub(crate) fn find_client(&self, user: &UserId, cid: ClientOrderId) -> Option<u32> {
+        let u = self.user_slot(user)?;
+        self.client_index.get(&(u, cid)).copied()
+    }
+
+    /// First order of a user's list (orders in time-priority order), or `NIL`.
+    pub(crate) fn user_head(&self, user_slot: u32) -> u32 {
+        self.user_entries[user_slot as usize].head
+    }
+
+    fn ladder(&self, side: Side) -> &Vec<(u64, u32)> {
+        match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        }
+    }
+
+    fn ladder_mut(&mut self, side: Side) -> &mut Vec<(u64, u32)> {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+
+    /// Best level of a side.
+    pub(crate) fn best(&self, side: Side) -> Option<u32> {
+        self.ladder(side).last().map(|&(_, l)| l)
+    }
+
+    /// Levels of a side from best to worst.
+    pub(crate) fn levels_from_best(&self, side: Side) -> impl Iterator<Item = u32> + '_ {
+        self.ladder(side).iter().rev().map(|&(_, l)| l)
+    }
+
+    /// Slot of the order with the smallest `(expiry, id)` among orders with an expiry.
+    pub(crate) fn next_expiring(&self) -> Option<u32> {
+        self.expiry.peek()
+    }
+
+    /// The level at `price` on `side`, if any order rests there.
+    pub(crate) fn level_at(&self, side: Side, price: Ticks) -> Option<u32> {
+        let key = ladder_key(side, price);
+        let ladder = self.ladder(side);
+        if let Some(&(k, l)) = ladder.last() {
+            if k == key {
+                return Some(l);
+            }
+        }
+        ladder
+            .binary_search_by(|&(k, _)| k.cmp(&key))
+            .ok()
+            .map(|pos| ladder[pos].1)
+    }
+
+    fn level_for(&mut self, side: Side, price: Ticks) -> u32 {
+        let key = ladder_key(side, price);
+        let ladder = self.ladder(side);
+        let pos = match ladder.binary_search_by(|&(k, _)| k.cmp(&key)) {
+            Ok(pos) => return ladder[pos].1,
+            Err(pos) => pos,
+        };
+        let fresh = Level {
+            price,
+            side,
+            head: NIL,
+            tail: NIL,
+            total: Lots::ZERO,
+            count: 0,
+        };
+        let level = if self.free_level == NIL {
+            self.levels.push(fresh);
+            self.levels.len().saturating_sub(1) as u32
+        } else {
+            let l = self.free_level;
+            self.free_level = self.levels[l as usize].head;
+            self.levels[l as usize] = fresh;
+            l
+        };
+        self.ladder_mut(side).insert(pos, (key, level));
+        level
+    }
+
+    fn drop_level(&mut self, level: u32) {
+        let (side, price) = {
+            let l = &self.levels[level as usize];
+            (l.side, l.price)
+        };
+        let key = ladder_key(side, price);
+        let ladder = self.ladder_mut(side);
+        if ladder.last().map(|&(k, _)| k) == Some(key) {
+            ladder.pop();
+        } else if let Ok(pos) = ladder.binary_search_by(|&(k, _)| k.cmp(&key)) {
+            ladder.remove(pos);
+        }
+        self.levels[level as usize].head = self.free_level;
+        self.free_level = level;
+    }
+
+    fn intern_user(&mut self, user: UserId) -> u32 {
+        if let Some(&u) = self.users.get(&user) {
+            return u;
+        }
+        let entry = UserEntry {
+            key: user,
+            head: NIL,
+            tail: NIL,
+            count: 0,
+        };
+        let u = if self.free_user == NIL {
+            self.user_entries.push(entry);
+            self.user_entries.len().saturating_sub(1) as u32
+        } else {
+            let u = self.free_user;
+            self.free_user = self.user_entries[u as usize].head;
+            self.user_entries[u as usize] = entry;
+            u
+        };
+        self.users.insert(user, u);
+        u
+    }
+
+    /// Appends an order at the back of its level and of its user's list. The caller has
+    /// checked capacity and uniqueness of the id and client order id.
+    pub(crate) fn insert(&mut self, new: NewResting) -> u32 {
+        let level = self.level_for(new.side, new.price);
+        let user = self.intern_user(new.user);
+        let node = OrderNode {
+            id: new.id,
+            price: new.price,
+            remaining: new.size,
+            stamp: new.stamp,
+            nonce: new.nonce,
+            expiry: new.expiry,
+            client_order_id: new.client_order_id,
+            prev: NIL,
+            next: NIL,
+            user_prev: NIL,
+            user_next: NIL,
+            level,
+            user,
+            heap_pos: NIL,
+            side: new.side,
+            order_type: new.order_type,
+            self_trade: new.self_trade,
+        };
+        let slot = if self.free_order == NIL {
+            self.orders.push(node);
+            self.orders.len().saturating_sub(1) as u32
+        } else {
+            let s = self.free_order;
+            self.free_order = self.orders[s as usize].next;
+            self.orders[s as usize] = node;
+            s
+        };
+        self.link_level(slot, level);
+        let entry = &mut self.user_entries[user as usize];
+        let old_tail = entry.tail;
+        entry.tail = slot;
+        entry.count = entry.count.saturating_add(1);
+        if old_tail == NIL {
+            entry.head = slot;
+        } else {
+            self.orders[old_tail as usize].user_next = slot;
+            self.orders[slot as usize].user_prev = old_tail;
+        }
+        self.index.insert(new.id, slot);
+        if let Some(cid) = new.client_order_id {
+            self.client_index.insert((user, cid), slot);
+        }
+        if new.expiry != 0 {
+            self.expiry.push(&mut self.orders, slot);
+        }
+        self.len = self.len.saturating_add(1);
+        slot
+    }
+
+    fn link_level(&mut self, slot: u32, level: u32) {
+        let size = self.orders[slot as usize].remaining;
+        let l = &mut self.levels[level as usize];
+        let old_tail = l.tail;
+        l.tail = slot;
+        l.total = Lots(l.total.0.saturating_add(size.0));
+        l.count = l.count.saturating_add(1);
+        if old_tail == NIL {
+            l.head = slot;
+        } else {
+            self.orders[old_tail as usize].next = slot;
+            self.orders[slot as usize].prev = old_tail;
+        }
+    }
+
+    /// Removes an order from its level (dropping the level if it empties), without freeing it.
+    fn unlink_level(&mut self, slot: u32) {
+        let node = self.orders[slot as usize];
+        let level = &mut self.levels[node.level as usize];
+        level.total = Lots(level.total.0.saturating_sub(node.remaining.0));
+        level.count = level.count.saturating_sub(1);
+        if node.prev == NIL {
+            level.head = node.next;
+        } else {
+            self.orders[node.prev as usize].next = node.next;
+        }
+        if node.next == NIL {
+            level.tail = node.prev;
+        } else {
+            self.orders[node.next as usize].prev = node.prev;
+        }
+        if level.count == 0 {
+            self.drop_level(node.level);
+        }
+        let n = &mut self.orders[slot as usize];
+        n.prev = NIL;
+        n.next = NIL;
+    }
+
+    /// Removes an order completely and returns a copy of it.
+    pub(crate) fn remove(&mut self, slot: u32) -> OrderNode {
+        self.unlink_level(slot);
+        self.expiry.remove(&mut self.orders, slot);
+        let node = self.orders[slot as usize];
+        let entry = &mut self.user_entries[node.user as usize];
+        entry.count = entry.count.saturating_sub(1);
+        if node.user_prev == NIL {
+            entry.head = node.user_next;
+        } else {
+            self.orders[node.user_prev as usize].user_next = node.user_next;
+        }
+        if node.user_next == NIL {
+            entry.tail = node.user_prev;
+        } else {
+            self.orders[node.user_next as usize].user_prev = node.user_prev;
+        }
+        if let Some(cid) = node.client_order_id {
+            self.client_index.remove(&(node.user, cid));
+        }
+        if entry.count == 0 {
+            let key = entry.key;
+            entry.head = self.free_user;
+            self.free_user = node.user;
+            self.users.remove(&key);
+        }
+        self.index.remove(&node.id);
+        self.orders[slot as usize].next = self.free_order;
+        self.free_order = slot;
+        self.len = self.len.saturating_sub(1);
+        node
+    }
+
+    /// Reduces a resting order's remaining size by `by` (at most its remaining size), keeping
+    /// its place. Returns the new remaining size.
+    pub(crate) fn reduce(&mut self, slot: u32, by: Lots) -> Lots {
+        let node = &mut self.orders[slot as usize];
+        let by = by.0.min(node.remaining.0);
+        node.remaining = Lots(node.remaining.0.saturating_sub(by));
+        let remaining = node.remaining;
+        let level = &mut self.levels[node.level as usize];
+        level.total = Lots(level.total.0.saturating_sub(by));
+        remaining
+    }
+
+    /// Changes the signed terms of a resting order in place (expiry may move in the heap).
+    pub(crate) fn set_terms(&mut self, slot: u32, nonce: u64, expiry: u64) {
+        self.expiry.remove(&mut self.orders, slot);
+        let node = &mut self.orders[slot as usize];
+        node.nonce = nonce;
+        node.expiry = expiry;
+        if expiry != 0 {
+            self.expiry.push(&mut self.orders, slot);
+        }
+    }
+
+    /// All resting orders, in slab order (not a priority order).
+    pub(crate) fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.index.values().copied()
+    }
+}
