@@ -18,7 +18,7 @@ pub mod state;
 use anchor_lang::prelude::*;
 use instructions::*;
 
-declare_id!("KESTRELsettLe111111111111111111111111111111");
+declare_id!("5Cm4aSL4BdVPKthmBkA6hKpfaZJt3fDdXLC7Kj4MjUrR");
 
 #[program]
 pub mod kestrel {

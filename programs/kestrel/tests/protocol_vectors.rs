@@ -34,7 +34,11 @@ fn describe(kind: &str, message: &[u8]) -> String {
     match kind {
         "order" => {
             let o = Order::decode(message).expect("order decodes");
-            assert_eq!(o.encode().as_slice(), message, "order re-encodes identically");
+            assert_eq!(
+                o.encode().as_slice(),
+                message,
+                "order re-encodes identically"
+            );
             let order_type = match o.order_type {
                 OrderType::Limit => "limit",
                 OrderType::ImmediateOrCancel => "ioc",
@@ -95,7 +99,10 @@ fn protocol_page_vectors_verify_and_decode() {
     let exchange =
         Pubkey::find_program_address(&[b"exchange", &1u64.to_le_bytes()], &kestrel::ID).0;
     let vectors = vectors();
-    assert!(vectors.len() >= 3, "the page must carry at least three vectors");
+    assert!(
+        vectors.len() >= 3,
+        "the page must carry at least three vectors"
+    );
     for v in vectors {
         let seed: [u8; 32] = hex::decode(&v["seed"]).unwrap().try_into().unwrap();
         let key = SigningKey::from_bytes(&seed);
@@ -104,11 +111,20 @@ fn protocol_page_vectors_verify_and_decode() {
 
         let message = hex::decode(&v["message"]).unwrap();
         let signature = key.sign(&message);
-        assert_eq!(hex::encode(signature.to_bytes()), v["signature"], "deterministic signature");
+        assert_eq!(
+            hex::encode(signature.to_bytes()),
+            v["signature"],
+            "deterministic signature"
+        );
         let given = Signature::from_slice(&hex::decode(&v["signature"]).unwrap()).unwrap();
-        key.verifying_key().verify(&message, &given).expect("verifies");
+        key.verifying_key()
+            .verify(&message, &given)
+            .expect("verifies");
 
-        assert_eq!(&message[EXCHANGE_OFFSET..EXCHANGE_OFFSET + 32], exchange.as_ref());
+        assert_eq!(
+            &message[EXCHANGE_OFFSET..EXCHANGE_OFFSET + 32],
+            exchange.as_ref()
+        );
         assert_eq!(&message[OWNER_OFFSET..OWNER_OFFSET + 32], &pubkey);
         assert_eq!(describe(&v["kind"], &message), v["fields"]);
     }

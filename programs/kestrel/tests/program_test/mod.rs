@@ -6,6 +6,7 @@
 mod builders;
 mod ed25519;
 
+#[allow(unused_imports)] // not every test file settles
 pub use ed25519::*;
 
 use anchor_lang::{AccountDeserialize, Discriminator};
@@ -127,12 +128,19 @@ impl TestExchange {
     /// An exchange with both mints registered, market 0 created.
     pub async fn with(cfg: Config) -> Self {
         let mut pt = ProgramTest::default();
-        #[allow(deprecated)]
-        pt.add_program(
-            "kestrel",
-            kestrel::ID,
-            solana_program_test::processor!(process_instruction),
-        );
+        if std::env::var_os("KESTREL_TEST_SBF").is_some() {
+            // `anchor test` (scripts/anchor-test): load target/deploy/kestrel.so, built by
+            // `anchor build`, instead of the native processor.
+            pt.prefer_bpf(true);
+            pt.add_program("kestrel", kestrel::ID, None);
+        } else {
+            #[allow(deprecated)]
+            pt.add_program(
+                "kestrel",
+                kestrel::ID,
+                solana_program_test::processor!(process_instruction),
+            );
+        }
         let ctx = pt.start_with_context().await;
         let mut t = TestExchange {
             ctx,
@@ -621,5 +629,34 @@ impl TestExchange {
             self.send(&[ix], &[&admin]).await.expect("add asset");
         }
         other
+    }
+}
+
+impl TestExchange {
+    /// Both vaults' token balances and every user's balance slots (all counters): equal before
+    /// and after a rejected instruction means it moved nothing.
+    pub async fn holdings(&mut self) -> Vec<u64> {
+        let (base_vault, quote_vault) = (self.base_vault, self.quote_vault);
+        let mut out = vec![
+            self.token_balance(&base_vault).await,
+            self.token_balance(&quote_vault).await,
+        ];
+        for user in self.users.clone() {
+            let state = self.load::<UserAccount>(&user).await;
+            out.push(state.nonce_floor);
+            for b in &state.balances[..2] {
+                out.extend([
+                    b.available,
+                    b.pending_withdrawal,
+                    b.withdrawal_ready_slot,
+                    b.deposited,
+                    b.withdrawn,
+                    b.settled_in,
+                    b.settled_out,
+                    b.fees_paid,
+                ]);
+            }
+        }
+        out
     }
 }
