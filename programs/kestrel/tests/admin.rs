@@ -580,3 +580,33 @@ async fn collect_fees_with_nothing_accrued_is_rejected() {
     let result = t.send(&[ix], &[]).await;
     assert_kestrel_error(result, KestrelError::ZeroAmount);
 }
+
+// --- deployments stay apart ---
+
+#[tokio::test]
+async fn a_market_of_another_deployment_is_rejected_by_set_fees_and_collect_fees() {
+    let mut t = TestExchange::new().await;
+    let other = t.second_exchange(2).await;
+    let other_market = market_address(&other, 0);
+    let (exchange, market) = (t.exchange, t.market);
+    let create = with_account(
+        t.ix_create_market(t.default_market_args(0)),
+        &exchange,
+        &other,
+    );
+    let create = with_account(create, &market, &other_market);
+    t.send(&[create], &[&admin(&t)])
+        .await
+        .expect("market on the second exchange");
+
+    let ix = with_account(t.ix_set_fees(0, 0), &market, &other_market);
+    let result = t.send(&[ix], &[&admin(&t)]).await;
+    assert_anchor_error(result, AnchorError::ConstraintHasOne);
+    assert_eq!(t.load::<Market>(&other_market).await.fee_effective_slot, 0);
+
+    let (quote_mint, collector) = (t.quote_mint, t.fee_collector.pubkey());
+    let destination = t.create_token_account(&quote_mint, &collector).await;
+    let ix = with_account(t.ix_collect_fees(&destination), &market, &other_market);
+    let result = t.send(&[ix], &[]).await;
+    assert_anchor_error(result, AnchorError::ConstraintHasOne);
+}
