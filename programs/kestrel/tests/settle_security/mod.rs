@@ -235,3 +235,36 @@ pub async fn send_settle_now(
     );
     t.ctx.banks_client.process_transaction(tx).await
 }
+
+/// Sends `ixs` (operator-signed) and asserts they fail with `expected` and change nothing
+/// among the exchange, market, vaults, users and `records`.
+pub async fn assert_refused(
+    t: &mut TestExchange,
+    ixs: &[Instruction],
+    records: &[Pubkey],
+    expected: kestrel::error::KestrelError,
+) {
+    let before = snapshot(t, records).await;
+    let result = t.send_settle(ixs).await;
+    assert_kestrel_error(result, expected);
+    assert_unchanged(t, &before).await;
+}
+
+/// [`assert_refused`] for a batch as the relayer builds it.
+pub async fn assert_batch_refused(
+    t: &mut TestExchange,
+    batch: &Batch,
+    expected: kestrel::error::KestrelError,
+) {
+    let ixs = t.settle_instructions(batch);
+    let records = record_addresses(t, batch);
+    assert_refused(t, &ixs, &records, expected).await;
+}
+
+/// Filled lots recorded for `owner`'s order `nonce` (panics if there is no record).
+pub async fn filled(t: &mut TestExchange, owner: &Pubkey, nonce: u64) -> u64 {
+    t.order_record(owner, nonce)
+        .await
+        .expect("order record")
+        .filled_lots
+}
