@@ -51,6 +51,9 @@ pub enum ConfigError {
     /// `max_orders` is zero or beyond what the order index can address.
     #[error("max_orders must be between 1 and 2^31")]
     Capacity,
+    /// The storage for `max_orders` could not be allocated.
+    #[error("cannot allocate storage for max_orders orders")]
+    OutOfMemory,
     /// `max_size × max_orders` does not fit in a u64, so level totals could overflow.
     #[error("max_size * max_orders must fit in a u64")]
     QuantityRange,

@@ -17,8 +17,10 @@ mod command;
 mod config;
 mod engine;
 mod event;
+pub mod journal;
 mod snapshot;
 mod types;
+pub mod workload;
 
 pub use codec::DecodeError;
 pub use command::{CancelTarget, Command, PlaceOrder, ReplaceOrder};

@@ -32,6 +32,13 @@ impl ExpiryHeap {
         }
     }
 
+    pub(crate) fn try_reserve(
+        &mut self,
+        capacity: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        self.slots.try_reserve_exact(capacity)
+    }
+
     /// The slot with the smallest `(expiry, id)`.
     pub(crate) fn peek(&self) -> Option<u32> {
         self.slots.first().copied()

@@ -111,25 +111,36 @@ pub(crate) struct Book {
 
 impl Book {
     /// Reserves everything for `capacity` resting orders. Hash maps get twice that, so deletes
-    /// (tombstones) are cleaned up by rehashing in place rather than by growing.
-    pub(crate) fn with_capacity(capacity: u32) -> Book {
+    /// (tombstones) are cleaned up by rehashing in place rather than by growing. Fails instead
+    /// of aborting if the memory cannot be had.
+    pub(crate) fn with_capacity(capacity: u32) -> Result<Book, std::collections::TryReserveError> {
         let n = capacity as usize;
         let maps = n.saturating_mul(2);
-        Book {
-            orders: Vec::with_capacity(n),
+        let mut book = Book {
+            orders: Vec::new(),
             free_order: NIL,
-            levels: Vec::with_capacity(n),
+            levels: Vec::new(),
             free_level: NIL,
-            bids: Vec::with_capacity(n),
-            asks: Vec::with_capacity(n),
-            index: HashMap::with_capacity_and_hasher(maps, IdBuild::default()),
-            client_index: HashMap::with_capacity(maps),
-            users: HashMap::with_capacity(maps),
-            user_entries: Vec::with_capacity(n),
+            bids: Vec::new(),
+            asks: Vec::new(),
+            index: HashMap::default(),
+            client_index: HashMap::new(),
+            users: HashMap::new(),
+            user_entries: Vec::new(),
             free_user: NIL,
-            expiry: ExpiryHeap::with_capacity(n),
+            expiry: ExpiryHeap::with_capacity(0),
             len: 0,
-        }
+        };
+        book.orders.try_reserve_exact(n)?;
+        book.levels.try_reserve_exact(n)?;
+        book.bids.try_reserve_exact(n)?;
+        book.asks.try_reserve_exact(n)?;
+        book.user_entries.try_reserve_exact(n)?;
+        book.index.try_reserve(maps)?;
+        book.client_index.try_reserve(maps)?;
+        book.users.try_reserve(maps)?;
+        book.expiry.try_reserve(n)?;
+        Ok(book)
     }
 
     /// Resting orders.

@@ -35,7 +35,7 @@ impl Engine {
         config.validate()?;
         Ok(Engine {
             config,
-            book: Book::with_capacity(config.max_orders),
+            book: Book::with_capacity(config.max_orders).map_err(|_| ConfigError::OutOfMemory)?,
             next_seq: 1,
             next_fill_id: 1,
             next_stamp: 1,

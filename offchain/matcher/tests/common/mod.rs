@@ -266,3 +266,44 @@ pub fn run_table(cases: Vec<Case>) {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A fresh, empty directory for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kestrel-matcher-{}-{}", name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The crash child's command stream: `Random` prefill, then steady-state commands.
+pub struct Stream {
+    workload: kestrel_matcher::workload::Workload,
+    prefill: std::vec::IntoIter<(Command, Timestamp)>,
+}
+
+impl Stream {
+    pub fn new(seed: u64) -> Stream {
+        let mut workload =
+            kestrel_matcher::workload::Workload::new(kestrel_matcher::workload::Mix::Random, seed)
+                .unwrap();
+        let prefill = workload.prefill().into_iter();
+        Stream { workload, prefill }
+    }
+
+    pub fn next_cmd(&mut self) -> (Command, Timestamp) {
+        self.prefill
+            .next()
+            .unwrap_or_else(|| self.workload.next_command())
+    }
+}
+
+/// Segment files of a journal directory, oldest first.
+pub fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    v.sort();
+    v
+}
