@@ -42,7 +42,7 @@ const TOKEN_INSUFFICIENT_FUNDS: u32 = 1;
 
 /// One side of a fill: a new order with these terms, or (when `recorded` is set and the user
 /// has recorded orders) the user's recorded order at `recorded % count`. A new maker is priced
-/// at `price`; a new taker `price - 100` ticks past the maker's limit (mostly crossing it).
+/// at `price`; a new taker `price - MID` ticks past the maker's limit (mostly crossing it).
 #[derive(Clone, Debug)]
 struct Pick {
     price: u64,
@@ -270,7 +270,8 @@ struct FillOrder {
     recorded: Option<usize>,
 }
 
-struct Fees {
+/// The market and exchange parameters the model needs.
+struct Params {
     maker_bps: u16,
     taker_bps: u16,
     base_lot_size: u64,
@@ -395,7 +396,7 @@ impl Model {
         price: u64,
         size: u64,
         ids: (u64, u64),
-        f: &Fees,
+        f: &Params,
     ) -> Result<Model, Failure> {
         let fail = |e| Err(Failure::Kestrel(e));
         if maker.recorded.is_some() && maker.recorded == taker.recorded {
@@ -473,7 +474,7 @@ struct Run {
     t: TestExchange,
     users: Vec<TestUser>,
     model: Model,
-    fees: Fees,
+    params: Params,
 }
 
 /// Raw account state, to show that a failed transaction changed nothing.
@@ -492,7 +493,7 @@ impl Run {
             });
         }
         model.slot = t.slot().await;
-        let fees = Fees {
+        let params = Params {
             maker_bps: t.cfg.maker_fee_bps,
             taker_bps: t.cfg.taker_fee_bps,
             base_lot_size: t.cfg.base_lot_size,
@@ -503,7 +504,7 @@ impl Run {
             t,
             users,
             model,
-            fees,
+            params,
         };
         for user in 0..USERS {
             for (asset, amount) in [(BASE, OPENING_DEPOSIT_BASE), (QUOTE, OPENING_DEPOSIT_QUOTE)] {
@@ -657,7 +658,7 @@ impl Run {
                 user,
                 self.t
                     .ix_request_withdrawal(&self.users[user], asset, amount),
-                m.request_withdrawal(user, asset, amount, self.fees.withdrawal_delay),
+                m.request_withdrawal(user, asset, amount, self.params.withdrawal_delay),
             ),
             Op::ExecuteWithdrawal {
                 user,
@@ -761,7 +762,7 @@ impl Run {
             signers: vec![self.t.operator.insecure_clone()],
             predicted: self
                 .model
-                .settle(maker, taker, price, size, ids, &self.fees),
+                .settle(maker, taker, price, size, ids, &self.params),
             untouched: [maker, taker]
                 .iter()
                 .filter(|s| s.recorded.is_none())
