@@ -155,9 +155,15 @@ pub const BUYER_QUOTE: u64 = 1_000_000;
 
 impl Pair {
     pub async fn new() -> Pair {
-        let mut t = TestExchange::new().await;
-        let mut seller = t.funded_user(SELLER_BASE, 0).await;
-        let mut buyer = t.funded_user(0, BUYER_QUOTE).await;
+        Pair::build(Config::default(), SELLER_BASE, BUYER_QUOTE).await
+    }
+
+    /// The standard pair on an exchange made with `cfg`, the seller having deposited
+    /// `seller_base` base atoms and the buyer `buyer_quote` quote atoms.
+    pub async fn build(cfg: Config, seller_base: u64, buyer_quote: u64) -> Pair {
+        let mut t = TestExchange::with(cfg).await;
+        let mut seller = t.funded_user(seller_base, 0).await;
+        let mut buyer = t.funded_user(0, buyer_quote).await;
         let ask = t.order(&mut seller, Side::Sell, 100, 10);
         let bid = t.order(&mut buyer, Side::Buy, 105, 4);
         let batch = Batch {
@@ -176,6 +182,43 @@ impl Pair {
             bid,
             batch,
         }
+    }
+
+    /// `[ed25519, settle]` for the batch's arguments after `edit`; both orders must stay new,
+    /// and their bytes as edited are signed by their owners.
+    pub fn ixs_with_args(&self, edit: impl FnOnce(&mut SettleArgs)) -> Vec<Instruction> {
+        let mut args = self.batch.args();
+        edit(&mut args);
+        let remaining = self.batch.remaining_accounts(&self.t.exchange);
+        settle_ixs_for(
+            &self.t,
+            args,
+            remaining,
+            &[&self.seller.wallet, &self.buyer.wallet],
+        )
+    }
+
+    /// `[ed25519, settle]` with the settle's remaining accounts after `edit`.
+    pub fn ixs_with_accounts(&self, edit: impl FnOnce(&mut Vec<AccountMeta>)) -> Vec<Instruction> {
+        let mut remaining = self.batch.remaining_accounts(&self.t.exchange);
+        edit(&mut remaining);
+        let args = self.batch.args();
+        settle_ixs_for(
+            &self.t,
+            args,
+            remaining,
+            &[&self.seller.wallet, &self.buyer.wallet],
+        )
+    }
+
+    /// Sends `ixs` and asserts they fail with `expected` and change nothing.
+    pub async fn assert_refused(
+        &mut self,
+        ixs: &[Instruction],
+        expected: kestrel::error::KestrelError,
+    ) {
+        let records = self.records();
+        assert_refused(&mut self.t, ixs, &records, expected).await;
     }
 
     /// The batch's `[ed25519, settle]`.
