@@ -31,13 +31,35 @@ pub struct Record {
     pub command: Command,
 }
 
-/// Appends one framed record to `out`.
+/// A framed record before its command is decoded. The journal itself is agnostic of the
+/// command encoding: the engine's [`Command`] is one; the router journals its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRecord<'a> {
+    /// Command sequence number.
+    pub seq: u64,
+    /// The timestamp the command was applied with.
+    pub timestamp: Timestamp,
+    /// The encoded command.
+    pub body: &'a [u8],
+}
+
+/// Appends one framed record of an engine command to `out`.
 pub(crate) fn encode_record(out: &mut Vec<u8>, seq: u64, timestamp: Timestamp, cmd: &Command) {
+    encode_record_with(out, seq, timestamp, |out| cmd.encode(out));
+}
+
+/// Appends one framed record whose body `write_body` appends to `out`.
+pub(crate) fn encode_record_with(
+    out: &mut Vec<u8>,
+    seq: u64,
+    timestamp: Timestamp,
+    write_body: impl FnOnce(&mut Vec<u8>),
+) {
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER]);
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&timestamp.0.to_le_bytes());
-    cmd.encode(out);
+    write_body(out);
     let payload = out.get(start.saturating_add(HEADER)..).unwrap_or_default();
     let len = payload.len() as u32;
     let crc = crc32c::crc32c(payload);
@@ -48,13 +70,12 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, seq: u64, timestamp: Timestamp, c
 }
 
 /// What the scanner found at one offset.
-pub(crate) enum Scan {
+pub(crate) enum Scan<'a> {
     /// A valid record of `size` bytes.
-    Record(Record, usize),
+    Record(RawRecord<'a>, usize),
     /// Clean end of data.
     End,
-    /// The bytes from here on do not start a valid record (short, bad length, bad checksum
-    /// or undecodable command).
+    /// The bytes from here on do not start a valid record (short, bad length or bad checksum).
     Bad,
 }
 
@@ -71,7 +92,7 @@ fn le_u64(b: &[u8]) -> u64 {
 }
 
 /// Decodes the record starting at the beginning of `data`.
-pub(crate) fn scan(data: &[u8]) -> Scan {
+pub(crate) fn scan(data: &[u8]) -> Scan<'_> {
     if data.is_empty() {
         return Scan::End;
     }
@@ -92,16 +113,24 @@ pub(crate) fn scan(data: &[u8]) -> Scan {
     }
     let seq = le_u64(&payload[..8]);
     let timestamp = Timestamp(le_u64(&payload[8..16]));
-    match Command::decode(&payload[PAYLOAD_PREFIX..]) {
-        Ok(command) => Scan::Record(
-            Record {
-                seq,
-                timestamp,
-                command,
-            },
-            size,
-        ),
-        Err(_) => Scan::Bad,
+    Scan::Record(
+        RawRecord {
+            seq,
+            timestamp,
+            body: &payload[PAYLOAD_PREFIX..],
+        },
+        size,
+    )
+}
+
+impl RawRecord<'_> {
+    /// Decodes the body as an engine command.
+    pub fn decode(&self) -> Option<Record> {
+        Command::decode(self.body).ok().map(|command| Record {
+            seq: self.seq,
+            timestamp: self.timestamp,
+            command,
+        })
     }
 }
 

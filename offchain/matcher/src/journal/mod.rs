@@ -28,8 +28,8 @@ use crate::engine::Engine;
 use crate::snapshot::SnapshotError;
 use crate::types::Timestamp;
 
-pub use format::Record;
-pub use recover::{read_all, recover, Recovered};
+pub use format::{RawRecord, Record};
+pub use recover::{read_all, recover, recover_log, Recovered};
 
 /// Journal settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +91,12 @@ pub enum JournalError {
     /// The snapshot was taken with a different market configuration.
     #[error("snapshot was taken with a different market configuration")]
     ConfigMismatch,
+    /// A record passed its checksum but its command does not decode.
+    #[error("journal record {seq} does not decode")]
+    Undecodable {
+        /// Its sequence number.
+        seq: u64,
+    },
     /// A snapshot was requested for a sequence the journal has not reached.
     #[error("snapshot at {requested} is beyond the last appended record {appended}")]
     SnapshotAhead {
@@ -172,6 +178,30 @@ impl JournalWriter {
         cmd: &Command,
         now: Instant,
     ) -> Result<(), JournalError> {
+        self.check_next(seq)?;
+        format::encode_record(&mut self.buf, seq, timestamp, cmd);
+        self.appended(seq, now);
+        Ok(())
+    }
+
+    /// Buffers one record whose command is already encoded (any encoding; see
+    /// [`recover_log`]). `seq` must be `last_seq() + 1`. Nothing is durable until a commit.
+    pub fn append_bytes(
+        &mut self,
+        seq: u64,
+        timestamp: Timestamp,
+        body: &[u8],
+        now: Instant,
+    ) -> Result<(), JournalError> {
+        self.check_next(seq)?;
+        format::encode_record_with(&mut self.buf, seq, timestamp, |out| {
+            out.extend_from_slice(body)
+        });
+        self.appended(seq, now);
+        Ok(())
+    }
+
+    fn check_next(&self, seq: u64) -> Result<(), JournalError> {
         let expected = self.last_seq.saturating_add(1);
         if seq != expected {
             return Err(JournalError::SequenceGap {
@@ -179,11 +209,13 @@ impl JournalWriter {
                 found: seq,
             });
         }
-        format::encode_record(&mut self.buf, seq, timestamp, cmd);
+        Ok(())
+    }
+
+    fn appended(&mut self, seq: u64, now: Instant) {
         self.last_seq = seq;
         self.pending = self.pending.saturating_add(1);
         self.pending_since.get_or_insert(now);
-        Ok(())
     }
 
     /// Commits if the group is full or its window has passed; returns the new durable sequence

@@ -3,11 +3,12 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::format::{self, Record, Scan};
+use super::format::{self, RawRecord, Record, Scan};
 use super::{JournalConfig, JournalError, JournalWriter};
 use crate::config::MarketConfig;
 use crate::engine::Engine;
 use crate::event::EventSink;
+use crate::types::Timestamp;
 
 /// The result of [`recover`].
 #[derive(Debug)]
@@ -79,7 +80,7 @@ fn walk(
     segments: &[Segment],
     from_seq: u64,
     any_start: bool,
-    mut visit: impl FnMut(&Record),
+    mut visit: impl FnMut(&RawRecord) -> Result<(), JournalError>,
 ) -> Result<(u64, u64, u64), JournalError> {
     let mut last_seq = 0u64;
     let mut valid_len = 0u64;
@@ -111,7 +112,7 @@ fn walk(
                     first_in_segment = false;
                     last_seq = record.seq;
                     if record.seq >= from_seq {
-                        visit(&record);
+                        visit(&record)?;
                     }
                     offset = offset.saturating_add(size);
                 }
@@ -168,29 +169,15 @@ pub fn recover<S: EventSink + ?Sized>(
         &listing.segments,
         snapshot_seq.saturating_add(1),
         false,
-        |r| {
+        |raw| {
+            let r = decode(raw)?;
             engine.apply(&r.command, r.timestamp, sink);
             replayed = replayed.saturating_add(1);
+            Ok(())
         },
     )?;
     let last_seq = journal_seq.max(snapshot_seq);
-    if let (Some(segment), true) = (listing.segments.last(), torn > 0) {
-        let file = OpenOptions::new().write(true).open(&segment.path)?;
-        file.set_len(valid_len)?;
-        file.sync_all()?;
-    }
-    let writer = match listing.segments.last() {
-        Some(segment)
-            if journal_seq == last_seq || segment.first_seq == last_seq.saturating_add(1) =>
-        {
-            let file = OpenOptions::new().append(true).open(&segment.path)?;
-            JournalWriter::resume(config, file, valid_len, last_seq)?
-        }
-        _ => {
-            let file = JournalWriter::create_segment(&config.dir, last_seq.saturating_add(1))?;
-            JournalWriter::resume(config, file, 0, last_seq)?
-        }
-    };
+    let writer = reopen(config, &listing, journal_seq, last_seq, valid_len, torn)?;
     Ok(Recovered {
         engine,
         writer,
@@ -206,6 +193,61 @@ pub fn recover<S: EventSink + ?Sized>(
 pub fn read_all(dir: &Path) -> Result<Vec<Record>, JournalError> {
     let listing = list(dir, false)?;
     let mut out = Vec::new();
-    walk(&listing.segments, 0, true, |r| out.push(*r))?;
+    walk(&listing.segments, 0, true, |raw| {
+        out.push(decode(raw)?);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// Replays every record of a journal of any command encoding (no engine snapshot): `visit`
+/// gets each record's sequence, timestamp and encoded command, in order. Truncates a torn
+/// tail and returns a writer ready to append after the last record, with that sequence.
+/// The router journals its own commands through this.
+pub fn recover_log(
+    config: JournalConfig,
+    mut visit: impl FnMut(u64, Timestamp, &[u8]),
+) -> Result<(JournalWriter, u64), JournalError> {
+    fs::create_dir_all(&config.dir)?;
+    let listing = list(&config.dir, true)?;
+    let (last_seq, valid_len, torn) = walk(&listing.segments, 1, false, |raw| {
+        visit(raw.seq, raw.timestamp, raw.body);
+        Ok(())
+    })?;
+    let writer = reopen(config, &listing, last_seq, last_seq, valid_len, torn)?;
+    Ok((writer, last_seq))
+}
+
+/// A CRC-valid record whose command does not decode was written by other code: corruption.
+fn decode(raw: &RawRecord) -> Result<Record, JournalError> {
+    raw.decode()
+        .ok_or(JournalError::Undecodable { seq: raw.seq })
+}
+
+/// Truncates a torn tail and opens the writer after `last_seq`.
+fn reopen(
+    config: JournalConfig,
+    listing: &Listing,
+    journal_seq: u64,
+    last_seq: u64,
+    valid_len: u64,
+    torn: u64,
+) -> Result<JournalWriter, JournalError> {
+    if let (Some(segment), true) = (listing.segments.last(), torn > 0) {
+        let file = OpenOptions::new().write(true).open(&segment.path)?;
+        file.set_len(valid_len)?;
+        file.sync_all()?;
+    }
+    match listing.segments.last() {
+        Some(segment)
+            if journal_seq == last_seq || segment.first_seq == last_seq.saturating_add(1) =>
+        {
+            let file = OpenOptions::new().append(true).open(&segment.path)?;
+            JournalWriter::resume(config, file, valid_len, last_seq)
+        }
+        _ => {
+            let file = JournalWriter::create_segment(&config.dir, last_seq.saturating_add(1))?;
+            JournalWriter::resume(config, file, 0, last_seq)
+        }
+    }
 }

@@ -1,0 +1,165 @@
+//! Binary encoding of [`Command`] for the journal. Signed messages are stored as their
+//! canonical bytes (docs/protocol.md), so the journal holds exactly what users signed.
+
+use crate::model::{Command, SettlementStatus};
+use kestrel::encoding::{
+    Cancel, CancelAll, Order, WithdrawRequest, CANCEL_ALL_LEN, CANCEL_LEN, ORDER_LEN, WITHDRAW_LEN,
+};
+
+const PLACE: u8 = 1;
+const CANCEL: u8 = 2;
+const CANCEL_ALL: u8 = 3;
+const WITHDRAW: u8 = 4;
+const DEPOSIT: u8 = 5;
+const NONCE_FLOOR: u8 = 6;
+const WITHDRAWAL_FINISHED: u8 = 7;
+const SETTLEMENT: u8 = 8;
+const TICK: u8 = 9;
+
+/// Bytes that are not an encoded command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable journal command")]
+pub struct CodecError;
+
+/// Appends the encoding of `command` to `out`.
+pub fn encode(command: &Command, out: &mut Vec<u8>) {
+    match command {
+        Command::Place { order, signature } => {
+            out.push(PLACE);
+            out.extend_from_slice(&order.encode());
+            out.extend_from_slice(signature);
+        }
+        Command::Cancel(c) => {
+            out.push(CANCEL);
+            out.extend_from_slice(&c.encode());
+        }
+        Command::CancelAll(c) => {
+            out.push(CANCEL_ALL);
+            out.extend_from_slice(&c.encode());
+        }
+        Command::Withdraw(w) => {
+            out.push(WITHDRAW);
+            out.extend_from_slice(&w.encode());
+        }
+        Command::DepositObserved {
+            owner,
+            asset,
+            amount,
+            tx,
+            ix_index,
+        } => {
+            out.push(DEPOSIT);
+            out.extend_from_slice(owner);
+            out.push(*asset);
+            out.extend_from_slice(&amount.to_le_bytes());
+            out.extend_from_slice(tx);
+            out.extend_from_slice(&ix_index.to_le_bytes());
+        }
+        Command::NonceFloorObserved { owner, floor } => {
+            out.push(NONCE_FLOOR);
+            out.extend_from_slice(owner);
+            out.extend_from_slice(&floor.to_le_bytes());
+        }
+        Command::WithdrawalFinished { id, confirmed } => {
+            out.push(WITHDRAWAL_FINISHED);
+            out.extend_from_slice(&id.to_le_bytes());
+            out.push(u8::from(*confirmed));
+        }
+        Command::SettlementUpdate {
+            market,
+            fill_id,
+            status,
+        } => {
+            out.push(SETTLEMENT);
+            out.extend_from_slice(&market.to_le_bytes());
+            out.extend_from_slice(&fill_id.to_le_bytes());
+            out.push(match status {
+                SettlementStatus::Pending => 0,
+                SettlementStatus::Submitted => 1,
+                SettlementStatus::Confirmed => 2,
+                SettlementStatus::Quarantined => 3,
+            });
+        }
+        Command::Tick => out.push(TICK),
+    }
+}
+
+/// Decodes exactly one command occupying all of `bytes`.
+pub fn decode(bytes: &[u8]) -> Result<Command, CodecError> {
+    let (&tag, body) = bytes.split_first().ok_or(CodecError)?;
+    let mut r = Reader(body);
+    let command = match tag {
+        PLACE => {
+            let order = Order::decode(r.take(ORDER_LEN)?).map_err(|_| CodecError)?;
+            Command::Place {
+                order,
+                signature: r.array()?,
+            }
+        }
+        CANCEL => Command::Cancel(Cancel::decode(r.take(CANCEL_LEN)?).map_err(|_| CodecError)?),
+        CANCEL_ALL => {
+            Command::CancelAll(CancelAll::decode(r.take(CANCEL_ALL_LEN)?).map_err(|_| CodecError)?)
+        }
+        WITHDRAW => Command::Withdraw(
+            WithdrawRequest::decode(r.take(WITHDRAW_LEN)?).map_err(|_| CodecError)?,
+        ),
+        DEPOSIT => Command::DepositObserved {
+            owner: r.array()?,
+            asset: r.u8()?,
+            amount: u64::from_le_bytes(r.array()?),
+            tx: r.array()?,
+            ix_index: u16::from_le_bytes(r.array()?),
+        },
+        NONCE_FLOOR => Command::NonceFloorObserved {
+            owner: r.array()?,
+            floor: u64::from_le_bytes(r.array()?),
+        },
+        WITHDRAWAL_FINISHED => Command::WithdrawalFinished {
+            id: u64::from_le_bytes(r.array()?),
+            confirmed: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(CodecError),
+            },
+        },
+        SETTLEMENT => Command::SettlementUpdate {
+            market: u32::from_le_bytes(r.array()?),
+            fill_id: u64::from_le_bytes(r.array()?),
+            status: match r.u8()? {
+                0 => SettlementStatus::Pending,
+                1 => SettlementStatus::Submitted,
+                2 => SettlementStatus::Confirmed,
+                3 => SettlementStatus::Quarantined,
+                _ => return Err(CodecError),
+            },
+        },
+        TICK => Command::Tick,
+        _ => return Err(CodecError),
+    };
+    if r.0.is_empty() {
+        Ok(command)
+    } else {
+        Err(CodecError)
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        if self.0.len() < n {
+            return Err(CodecError);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        self.take(N)?.try_into().map_err(|_| CodecError)
+    }
+
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.array::<1>()?[0])
+    }
+}

@@ -1,0 +1,240 @@
+//! The single sequencer: assigns the global sequence, journals every command (group commit),
+//! applies it to [`State`], and only then — once the command is durable — acknowledges the
+//! client and publishes the command's events to the projections.
+//!
+//! It runs on its own thread. Intake talks to it through a [`Handle`]; when every handle is
+//! dropped it commits what is pending, acknowledges it and stops (graceful shutdown).
+
+use crate::codec;
+use crate::model::{Command, Event, Seq, Sequenced};
+use crate::state::{Rules, State, StateError};
+use kestrel_matcher::journal::{self, JournalConfig, JournalError, JournalWriter};
+use kestrel_matcher::Timestamp;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc as tmpsc, oneshot};
+
+/// What a client gets back once its command is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// The command's sequence number.
+    pub seq: Seq,
+    /// Timestamp the command was applied with, unix milliseconds.
+    pub timestamp_ms: u64,
+    /// Its events (a single `Rejected` if it was refused).
+    pub events: Vec<Event>,
+}
+
+/// The sequencer is gone (stopped, or its journal failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the sequencer is not running")]
+pub struct Stopped;
+
+/// Starting the sequencer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The state's rules are invalid.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The journal could not be recovered.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A journal record does not decode as a router command.
+    #[error("journal record {0} is not a router command")]
+    Codec(Seq),
+    /// The thread could not be spawned.
+    #[error("spawning the sequencer thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+struct Request {
+    command: Command,
+    reply: oneshot::Sender<Ack>,
+}
+
+/// Submits commands to the sequencer. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Handle {
+    /// Sequences `command` and waits until it is durable.
+    pub async fn submit(&self, command: Command) -> Result<Ack, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request { command, reply }).map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+/// Sequencer settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Journal directory and group-commit window.
+    pub journal: JournalConfig,
+    /// How often expiries are checked (a journaled `Tick`).
+    pub tick_interval: Duration,
+}
+
+/// A running sequencer.
+pub struct Sequencer {
+    /// Submit handle.
+    pub handle: Handle,
+    /// The thread; joins with the journal's final error, if any.
+    pub thread: JoinHandle<Result<(), JournalError>>,
+    /// Commands replayed from the journal at start.
+    pub replayed: u64,
+    /// State digest after replay.
+    pub recovered_hash: u64,
+}
+
+/// Receivers of every sequenced event, in order, after durability. Replayed events are
+/// delivered again at start; projections skip what they already have by sequence number.
+pub type Subscriber = tmpsc::UnboundedSender<Arc<[Sequenced]>>;
+
+/// Recovers the state from the journal (replaying every record) and starts the sequencer.
+pub fn start(rules: Rules, config: Config, subscribers: Vec<Subscriber>) -> Result<Sequencer, StartError> {
+    let mut state = State::new(rules)?;
+    let mut replayed_events = Vec::new();
+    let mut bad_record = None;
+    let mut replayed = 0u64;
+    let (writer, _) = journal::recover_log(config.journal.clone(), |seq, timestamp, bytes| {
+        match codec::decode(bytes) {
+            Ok(command) => {
+                let now_ms = timestamp.0 / 1_000_000;
+                let events = state.apply(seq, now_ms, &command);
+                replayed_events.extend(sequenced(seq, now_ms, events));
+                replayed = replayed.saturating_add(1);
+            }
+            Err(_) => {
+                bad_record.get_or_insert(seq);
+            }
+        }
+    })?;
+    if let Some(seq) = bad_record {
+        return Err(StartError::Codec(seq));
+    }
+    let recovered_hash = state.state_hash();
+    if !replayed_events.is_empty() {
+        let batch: Arc<[Sequenced]> = replayed_events.into();
+        for s in &subscribers {
+            let _ = s.send(batch.clone());
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("kestrel-sequencer".into())
+        .spawn(move || run(state, writer, rx, config, subscribers))
+        .map_err(StartError::Spawn)?;
+    Ok(Sequencer {
+        handle: Handle { tx },
+        thread,
+        replayed,
+        recovered_hash,
+    })
+}
+
+fn sequenced(seq: Seq, timestamp_ms: u64, events: Vec<Event>) -> impl Iterator<Item = Sequenced> {
+    events.into_iter().enumerate().map(move |(index, event)| Sequenced {
+        seq,
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        timestamp_ms,
+        event,
+    })
+}
+
+struct Pending {
+    seq: Seq,
+    timestamp_ms: u64,
+    events: Vec<Event>,
+    reply: Option<oneshot::Sender<Ack>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn run(
+    mut state: State,
+    mut writer: JournalWriter,
+    rx: mpsc::Receiver<Request>,
+    config: Config,
+    subscribers: Vec<Subscriber>,
+) -> Result<(), JournalError> {
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut last_ms = 0u64;
+    let mut next_tick = Instant::now() + config.tick_interval;
+    let mut scratch = Vec::with_capacity(512);
+    let mut open = true;
+    while open {
+        let wait = if pending.is_empty() {
+            next_tick.saturating_duration_since(Instant::now())
+        } else {
+            config.journal.group_window / 2
+        };
+        let mut batch = Vec::new();
+        match rx.recv_timeout(wait) {
+            Ok(request) => {
+                batch.push(request);
+                batch.extend(rx.try_iter().take(config.journal.group_max_records));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => open = false,
+        }
+        let now = Instant::now();
+        let mut commands: Vec<(Command, Option<oneshot::Sender<Ack>>)> =
+            batch.into_iter().map(|r| (r.command, Some(r.reply))).collect();
+        if now >= next_tick {
+            commands.push((Command::Tick, None));
+            next_tick = now + config.tick_interval;
+        }
+        for (command, reply) in commands {
+            let seq = writer.last_seq().saturating_add(1);
+            let timestamp_ms = now_ms().max(last_ms);
+            last_ms = timestamp_ms;
+            scratch.clear();
+            codec::encode(&command, &mut scratch);
+            writer.append_bytes(seq, Timestamp(timestamp_ms.saturating_mul(1_000_000)), &scratch, now)?;
+            let events = state.apply(seq, timestamp_ms, &command);
+            pending.push(Pending {
+                seq,
+                timestamp_ms,
+                events,
+                reply,
+            });
+        }
+        let durable = if open {
+            writer.commit_if_due(Instant::now())?
+        } else {
+            Some(writer.commit()?)
+        };
+        if durable.is_some() && !pending.is_empty() {
+            publish(&mut pending, &subscribers);
+        }
+    }
+    Ok(())
+}
+
+/// Acknowledges every pending command (all durable now) and publishes their events.
+fn publish(pending: &mut Vec<Pending>, subscribers: &[Subscriber]) {
+    let mut events = Vec::new();
+    for p in pending.drain(..) {
+        events.extend(sequenced(p.seq, p.timestamp_ms, p.events.clone()));
+        if let Some(reply) = p.reply {
+            let _ = reply.send(Ack {
+                seq: p.seq,
+                timestamp_ms: p.timestamp_ms,
+                events: p.events,
+            });
+        }
+    }
+    let batch: Arc<[Sequenced]> = events.into();
+    for s in subscribers {
+        let _ = s.send(batch.clone());
+    }
+}

@@ -1,0 +1,105 @@
+//! Signature checks before the sequencer. Decoding and ed25519 verification are the expensive,
+//! stateless part of intake, so they run in parallel workers; only verified commands reach the
+//! sequencer and its journal.
+
+use crate::model::{Command, Sig};
+use crate::reject::Reject;
+use ed25519_dalek::{Signature, VerifyingKey};
+use kestrel::encoding::{Cancel, CancelAll, Order, WithdrawRequest};
+
+/// A signed message as it arrives: the canonical bytes and the signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signed {
+    /// An order.
+    Order(Vec<u8>, Sig),
+    /// A cancel of one order.
+    Cancel(Vec<u8>, Sig),
+    /// A cancel-all.
+    CancelAll(Vec<u8>, Sig),
+    /// A withdrawal request.
+    Withdraw(Vec<u8>, Sig),
+}
+
+/// Decodes the message and verifies its signature against the owner it names.
+pub fn verify(signed: &Signed) -> Result<Command, Reject> {
+    let malformed = |_| Reject::MalformedMessage;
+    match signed {
+        Signed::Order(bytes, sig) => {
+            let order = Order::decode(bytes).map_err(malformed)?;
+            check(&order.owner.to_bytes(), bytes, sig)?;
+            Ok(Command::Place {
+                order,
+                signature: *sig,
+            })
+        }
+        Signed::Cancel(bytes, sig) => {
+            let cancel = Cancel::decode(bytes).map_err(malformed)?;
+            check(&cancel.owner.to_bytes(), bytes, sig)?;
+            Ok(Command::Cancel(cancel))
+        }
+        Signed::CancelAll(bytes, sig) => {
+            let cancel = CancelAll::decode(bytes).map_err(malformed)?;
+            check(&cancel.owner.to_bytes(), bytes, sig)?;
+            Ok(Command::CancelAll(cancel))
+        }
+        Signed::Withdraw(bytes, sig) => {
+            let request = WithdrawRequest::decode(bytes).map_err(malformed)?;
+            check(&request.owner.to_bytes(), bytes, sig)?;
+            Ok(Command::Withdraw(request))
+        }
+    }
+}
+
+/// Strict ed25519 verification (rejects small-order keys and non-canonical signatures, so a
+/// signature cannot be malleated into a second valid one).
+fn check(owner: &[u8; 32], message: &[u8], sig: &Sig) -> Result<(), Reject> {
+    let key = VerifyingKey::from_bytes(owner).map_err(|_| Reject::BadSignature)?;
+    let signature = Signature::from_bytes(sig);
+    key.verify_strict(message, &signature)
+        .map_err(|_| Reject::BadSignature)
+}
+
+/// Verifies signed messages on a fixed pool of threads, off the async runtime and off the
+/// sequencer, which only ever sees verified commands.
+#[derive(Clone)]
+pub struct VerifyPool {
+    tx: crossbeam_channel::Sender<Job>,
+}
+
+type Job = (Signed, tokio::sync::oneshot::Sender<Result<Command, Reject>>);
+
+/// The pool has shut down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the verification pool is not running")]
+pub struct PoolStopped;
+
+impl VerifyPool {
+    /// Starts `threads` verification workers (at least one). They stop when every clone of
+    /// the pool is dropped.
+    pub fn start(threads: usize) -> std::io::Result<VerifyPool> {
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(threads.max(1).saturating_mul(1024));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("kestrel-verify-{i}"))
+                .spawn(move || {
+                    for (signed, reply) in rx.iter() {
+                        let _ = reply.send(verify(&signed));
+                    }
+                })?;
+        }
+        Ok(VerifyPool { tx })
+    }
+
+    /// Verifies one message on the pool.
+    pub async fn verify(&self, signed: Signed) -> Result<Result<Command, Reject>, PoolStopped> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let tx = self.tx.clone();
+        // A full queue means the workers are saturated: wait for room off the runtime threads.
+        tokio::task::spawn_blocking(move || tx.send((signed, reply)))
+            .await
+            .map_err(|_| PoolStopped)?
+            .map_err(|_| PoolStopped)?;
+        rx.await.map_err(|_| PoolStopped)
+    }
+}
