@@ -1,6 +1,11 @@
 //! The router's deterministic core: holds, fills, releases and the ledger, against exact
 //! figures; a property test of conservation and replay determinism over random streams.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::arithmetic_side_effects)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use anchor_lang::prelude::Pubkey;
 use ed25519_dalek::{Signer, SigningKey};
@@ -39,7 +44,10 @@ fn spec() -> MarketSpec {
 fn rules() -> Rules {
     Rules {
         exchange: exchange(),
-        assets: vec![Pubkey::new_from_array([1; 32]), Pubkey::new_from_array([2; 32])],
+        assets: vec![
+            Pubkey::new_from_array([1; 32]),
+            Pubkey::new_from_array([2; 32]),
+        ],
         markets: vec![spec()],
         max_expiry_horizon_secs: 86_400 * 365,
         expiry_margin_secs: 30,
@@ -157,7 +165,14 @@ fn a_buy_holds_notional_fee_and_slack_and_a_fill_moves_exact_atoms() {
                 taker_fee,
                 fill_id,
                 ..
-            } => Some((*fill_id, *price_ticks, *size_lots, *notional, *maker_fee, *taker_fee)),
+            } => Some((
+                *fill_id,
+                *price_ticks,
+                *size_lots,
+                *notional,
+                *maker_fee,
+                *taker_fee,
+            )),
             _ => None,
         })
         .expect("a fill");
@@ -168,7 +183,13 @@ fn a_buy_holds_notional_fee_and_slack_and_a_fill_moves_exact_atoms() {
     assert_eq!(h.balance(&seller, QUOTE), (3_999, 0));
     assert_eq!(h.balance(&seller, BASE), (40_000, 6_000));
     assert_eq!(h.state.ledger().balance(&FEE_ACCOUNT, QUOTE).available, 3);
-    assert!(events.iter().any(|e| matches!(e, Event::Ledger { business: Business::FillFee, .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Ledger {
+            business: Business::FillFee,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -188,7 +209,10 @@ fn cancel_releases_the_hold_and_a_replayed_cancel_is_refused() {
     let events = h.apply(Command::Cancel(cancel));
     assert!(events.iter().any(|e| matches!(e, Event::OrderDone { .. })));
     assert_eq!(h.balance(&w, QUOTE), (100_000, 0));
-    assert_eq!(rejected(&h.apply(Command::Cancel(cancel))), Some(Reject::UnknownOrder));
+    assert_eq!(
+        rejected(&h.apply(Command::Cancel(cancel))),
+        Some(Reject::UnknownOrder)
+    );
 }
 
 #[test]
@@ -198,33 +222,58 @@ fn refusals_are_typed_and_change_nothing_but_consume_the_nonce() {
     h.apply(w.deposit(QUOTE, 1_000, 1));
     let before = h.state.state_hash();
     let too_big = w.order(Side::Buy, 100, 10, OrderType::Limit);
-    assert_eq!(rejected(&h.apply(too_big.clone())), Some(Reject::InsufficientBalance));
+    assert_eq!(
+        rejected(&h.apply(too_big.clone())),
+        Some(Reject::InsufficientBalance)
+    );
     assert_eq!(h.balance(&w, QUOTE), (1_000, 0));
     // The same signed order again is a replay.
     assert_eq!(rejected(&h.apply(too_big)), Some(Reject::NonceReused));
     assert_ne!(h.state.state_hash(), before, "only the sequence moved");
-    assert_eq!(rejected(&h.apply(w.order(Side::Buy, 0, 1, OrderType::Limit))), Some(Reject::PriceOutOfRange));
-    assert_eq!(rejected(&h.apply(w.order(Side::Buy, 1, 0, OrderType::Limit))), Some(Reject::SizeOutOfRange));
+    assert_eq!(
+        rejected(&h.apply(w.order(Side::Buy, 0, 1, OrderType::Limit))),
+        Some(Reject::PriceOutOfRange)
+    );
+    assert_eq!(
+        rejected(&h.apply(w.order(Side::Buy, 1, 0, OrderType::Limit))),
+        Some(Reject::SizeOutOfRange)
+    );
     assert_eq!(
         rejected(&h.apply(w.order(Side::Buy, 1_000_000, 1_000_000, OrderType::Limit))),
         Some(Reject::InsufficientBalance)
     );
-    let Command::Place { mut order, signature } = w.order(Side::Buy, 1, 1, OrderType::Limit) else {
+    let Command::Place {
+        mut order,
+        signature,
+    } = w.order(Side::Buy, 1, 1, OrderType::Limit)
+    else {
         unreachable!()
     };
     order.exchange = Pubkey::new_from_array([7; 32]);
-    assert_eq!(rejected(&h.apply(Command::Place { order, signature })), Some(Reject::WrongExchange));
+    assert_eq!(
+        rejected(&h.apply(Command::Place { order, signature })),
+        Some(Reject::WrongExchange)
+    );
     order.exchange = exchange();
     order.market_index = 9;
     order.nonce += 100;
-    assert_eq!(rejected(&h.apply(Command::Place { order, signature })), Some(Reject::UnknownMarket));
+    assert_eq!(
+        rejected(&h.apply(Command::Place { order, signature })),
+        Some(Reject::UnknownMarket)
+    );
     order.market_index = 0;
     order.nonce += 1;
     order.expiry = 1_800_000_010; // inside the 30 s settlement margin
-    assert_eq!(rejected(&h.apply(Command::Place { order, signature })), Some(Reject::Expired));
+    assert_eq!(
+        rejected(&h.apply(Command::Place { order, signature })),
+        Some(Reject::Expired)
+    );
     order.nonce += 1;
     order.expiry = 1_800_000_000 + 86_400 * 366;
-    assert_eq!(rejected(&h.apply(Command::Place { order, signature })), Some(Reject::ExpiryTooFar));
+    assert_eq!(
+        rejected(&h.apply(Command::Place { order, signature })),
+        Some(Reject::ExpiryTooFar)
+    );
     assert_eq!(h.balance(&w, QUOTE), (1_000, 0));
 }
 
@@ -245,14 +294,24 @@ fn nonce_floor_kills_open_orders_below_it_and_refuses_new_ones() {
     h.apply(w.deposit(BASE, 100_000, 1));
     h.apply(w.order(Side::Sell, 100, 5, OrderType::Limit));
     h.apply(w.order(Side::Sell, 101, 5, OrderType::Limit));
-    h.apply(Command::NonceFloorObserved { owner: w.owner(), floor: 2 });
+    h.apply(Command::NonceFloorObserved {
+        owner: w.owner(),
+        floor: 2,
+    });
     assert_eq!(h.state.open_orders(&w.owner()), 1);
     assert_eq!(h.balance(&w, BASE), (95_000, 5_000));
-    let Command::Place { mut order, signature } = w.order(Side::Sell, 1, 1, OrderType::Limit) else {
+    let Command::Place {
+        mut order,
+        signature,
+    } = w.order(Side::Sell, 1, 1, OrderType::Limit)
+    else {
         unreachable!()
     };
     order.nonce = 1;
-    assert_eq!(rejected(&h.apply(Command::Place { order, signature })), Some(Reject::NonceCancelled));
+    assert_eq!(
+        rejected(&h.apply(Command::Place { order, signature })),
+        Some(Reject::NonceCancelled)
+    );
 }
 
 #[test]
@@ -273,7 +332,11 @@ fn cancel_all_below_a_nonce_bound_spares_later_orders() {
         expiry: 0,
     };
     h.apply(Command::CancelAll(all));
-    assert_eq!(h.state.open_orders(&w.owner()), 2, "nonce 1 sell cancelled; the buy and nonce 3 remain");
+    assert_eq!(
+        h.state.open_orders(&w.owner()),
+        2,
+        "nonce 1 sell cancelled; the buy and nonce 3 remain"
+    );
 }
 
 #[derive(Debug, Clone)]
