@@ -134,7 +134,7 @@ impl Engine {
                 return Err(SnapshotError::Invariant(new.id.0));
             }
             last_stamp = new.stamp;
-            engine.book.insert(new);
+            engine.book.insert(new, None);
         }
         r.finish()?;
         if let (Some(bid), Some(ask)) = (engine.best(Side::Buy), engine.best(Side::Sell)) {

@@ -19,6 +19,7 @@ use kestrel_matcher::{
 };
 use proptest::prelude::*;
 
+/// A narrow band and a small book: crosses, self-trades and a full book are frequent.
 fn config() -> MarketConfig {
     MarketConfig {
         market_id: 1,
@@ -67,8 +68,26 @@ enum Op {
     Tick,
 }
 
+/// A wide band and a deeper book: many levels are created, emptied, reused and compacted.
+fn wide_config() -> MarketConfig {
+    MarketConfig {
+        min_price: Ticks(20),
+        max_price: Ticks(180),
+        max_orders: 96,
+        ..config()
+    }
+}
+
 fn op() -> impl Strategy<Value = (Op, u8)> {
-    let price = prop_oneof![10 => 95u64..=105, 1 => 88u64..=112];
+    ops(95, 105, 88, 112)
+}
+
+fn wide_op() -> impl Strategy<Value = (Op, u8)> {
+    ops(30, 170, 15, 185)
+}
+
+fn ops(lo: u64, hi: u64, wide_lo: u64, wide_hi: u64) -> impl Strategy<Value = (Op, u8)> {
+    let price = prop_oneof![10 => lo..=hi, 1 => wide_lo..=wide_hi];
     let size = prop_oneof![10 => 1u64..=10, 1 => 0u64..=11];
     let kind = prop_oneof![6 => Just(0u8), 4 => 1u8..6];
     let place = (
@@ -291,40 +310,50 @@ proptest! {
 
     #[test]
     fn engine_matches_reference(ops in proptest::collection::vec(op(), 1..250), split in 0usize..250) {
-        let cmds = commands(&ops);
-        let mut engine = Engine::new(config()).unwrap();
-        let mut reference = RefBook::new(config());
-        let mut ledger = Ledger::default();
-        let mut events = Vec::new();
-        let mut restored: Option<Engine> = None;
-        for (i, (cmd, now)) in cmds.iter().enumerate() {
-            if i == split {
-                let mut snap = Vec::new();
-                engine.encode_snapshot(&mut snap);
-                let copy = Engine::decode_snapshot(&snap).unwrap();
-                prop_assert_eq!(copy.state_hash(), engine.state_hash());
-                restored = Some(copy);
-            }
-            let now = Timestamp::from_unix_seconds(*now);
-            let first = engine.last_seq() + 1;
-            events.clear();
-            engine.apply(cmd, now, &mut events);
-            let expected = reference.apply(cmd, now);
-            prop_assert_eq!(&events, &expected, "command {} {:?}", i, cmd);
-            for (k, e) in events.iter().enumerate() {
-                prop_assert_eq!(e.seq(), first + k as u64);
-                ledger.apply(e);
-            }
-            check_book(&engine, &ledger);
-            if let Some(copy) = restored.as_mut() {
-                let mut again = Vec::new();
-                copy.apply(cmd, now, &mut again);
-                prop_assert_eq!(&again, &events, "restored snapshot diverged");
-            }
-        }
-        if let Some(copy) = restored {
-            prop_assert_eq!(copy.state_hash(), engine.state_hash());
-        }
-        prop_assert_eq!(engine.resting_orders() as usize, reference.len());
+        differential(config(), &ops, split)?;
     }
+
+    #[test]
+    fn engine_matches_reference_on_a_wide_book(ops in proptest::collection::vec(wide_op(), 100..600), split in 0usize..600) {
+        differential(wide_config(), &ops, split)?;
+    }
+}
+
+fn differential(config: MarketConfig, ops: &[(Op, u8)], split: usize) -> Result<(), TestCaseError> {
+    let cmds = commands(ops);
+    let mut engine = Engine::new(config).unwrap();
+    let mut reference = RefBook::new(config);
+    let mut ledger = Ledger::default();
+    let mut events = Vec::new();
+    let mut restored: Option<Engine> = None;
+    for (i, (cmd, now)) in cmds.iter().enumerate() {
+        if i == split {
+            let mut snap = Vec::new();
+            engine.encode_snapshot(&mut snap);
+            let copy = Engine::decode_snapshot(&snap).unwrap();
+            prop_assert_eq!(copy.state_hash(), engine.state_hash());
+            restored = Some(copy);
+        }
+        let now = Timestamp::from_unix_seconds(*now);
+        let first = engine.last_seq() + 1;
+        events.clear();
+        engine.apply(cmd, now, &mut events);
+        let expected = reference.apply(cmd, now);
+        prop_assert_eq!(&events, &expected, "command {} {:?}", i, cmd);
+        for (k, e) in events.iter().enumerate() {
+            prop_assert_eq!(e.seq(), first + k as u64);
+            ledger.apply(e);
+        }
+        check_book(&engine, &ledger);
+        if let Some(copy) = restored.as_mut() {
+            let mut again = Vec::new();
+            copy.apply(cmd, now, &mut again);
+            prop_assert_eq!(&again, &events, "restored snapshot diverged");
+        }
+    }
+    if let Some(copy) = restored {
+        prop_assert_eq!(copy.state_hash(), engine.state_hash());
+    }
+    prop_assert_eq!(engine.resting_orders() as usize, reference.len());
+    Ok(())
 }

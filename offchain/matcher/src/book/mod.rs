@@ -9,7 +9,9 @@
 //!   `pop`, and adding a level near the top moves only the few entries above it.
 //! * An order-id index, a client-order-id index and a user index (hash maps reserved up front).
 //!
-//! Nothing here allocates after construction as long as at most `max_orders` orders rest.
+//! Nothing here allocates after construction as long as at most `max_orders` orders rest and
+//! at most 65,536 users (and client order ids) are resting at once; beyond that the user
+//! tables grow to the new high-water mark once, and stay there.
 //! Slab indexes are `u32`; `NIL` marks the end of a list. All slab indexing is by indexes the
 //! book itself handed out, so it cannot go out of bounds.
 
@@ -19,8 +21,14 @@ mod heap;
 use std::collections::HashMap;
 
 use crate::types::{ClientOrderId, Lots, OrderId, OrderType, SelfTradeMode, Side, Ticks, UserId};
-use hash::IdBuild;
+use hash::{IdBuild, KeyedBuild};
 use heap::ExpiryHeap;
+
+/// Initial room for distinct users and client order ids.
+const USER_RESERVE: usize = 1 << 16;
+
+/// Empty levels kept in the ladders beyond half the live ones before they are compacted away.
+const EMPTY_SLACK: usize = 8;
 
 /// End-of-list marker.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -100,9 +108,11 @@ pub(crate) struct Book {
     free_level: u32,
     bids: Vec<(u64, u32)>,
     asks: Vec<(u64, u32)>,
+    /// Levels with no orders still in a ladder (never the last entry of one).
+    empty_levels: usize,
     index: HashMap<OrderId, u32, IdBuild>,
-    client_index: HashMap<(u32, ClientOrderId), u32>,
-    users: HashMap<UserId, u32>,
+    client_index: HashMap<(u32, ClientOrderId), u32, KeyedBuild>,
+    users: HashMap<UserId, u32, KeyedBuild>,
     user_entries: Vec<UserEntry>,
     free_user: u32,
     expiry: ExpiryHeap,
@@ -123,22 +133,30 @@ impl Book {
             free_level: NIL,
             bids: Vec::new(),
             asks: Vec::new(),
+            empty_levels: 0,
             index: HashMap::default(),
-            client_index: HashMap::new(),
-            users: HashMap::new(),
+            client_index: HashMap::default(),
+            users: HashMap::default(),
             user_entries: Vec::new(),
             free_user: NIL,
             expiry: ExpiryHeap::with_capacity(0),
             len: 0,
         };
+        // Users and client order ids are usually far fewer than orders: they start smaller and
+        // grow (only) when a new high-water mark is reached.
+        let keyed = maps.min(USER_RESERVE);
+        // Live levels <= orders; empty levels kept for reuse <= half the live ones + slack.
+        let levels = n
+            .saturating_add(n / 2)
+            .saturating_add(EMPTY_SLACK.saturating_add(1));
         book.orders.try_reserve_exact(n)?;
-        book.levels.try_reserve_exact(n)?;
-        book.bids.try_reserve_exact(n)?;
-        book.asks.try_reserve_exact(n)?;
-        book.user_entries.try_reserve_exact(n)?;
+        book.levels.try_reserve_exact(levels)?;
+        book.bids.try_reserve_exact(levels)?;
+        book.asks.try_reserve_exact(levels)?;
+        book.user_entries.try_reserve_exact(n.min(USER_RESERVE))?;
         book.index.try_reserve(maps)?;
-        book.client_index.try_reserve(maps)?;
-        book.users.try_reserve(maps)?;
+        book.client_index.try_reserve(keyed)?;
+        book.users.try_reserve(keyed)?;
         book.expiry.try_reserve(n)?;
         Ok(book)
     }
@@ -199,7 +217,11 @@ impl Book {
 
     /// Levels of a side from best to worst.
     pub(crate) fn levels_from_best(&self, side: Side) -> impl Iterator<Item = u32> + '_ {
-        self.ladder(side).iter().rev().map(|&(_, l)| l)
+        self.ladder(side)
+            .iter()
+            .rev()
+            .map(|&(_, l)| l)
+            .filter(|&l| self.levels[l as usize].count > 0)
     }
 
     /// Slot of the order with the smallest `(expiry, id)` among orders with an expiry.
@@ -207,7 +229,7 @@ impl Book {
         self.expiry.peek()
     }
 
-    /// The level at `price` on `side`, if any order rests there.
+    /// The level at `price` on `side`, if there is one (it may be empty).
     pub(crate) fn level_at(&self, side: Side, price: Ticks) -> Option<u32> {
         let key = ladder_key(side, price);
         let ladder = self.ladder(side);
@@ -222,11 +244,23 @@ impl Book {
             .map(|pos| ladder[pos].1)
     }
 
+    /// The level for `price`, reusing an empty one or creating it; the caller links an order.
     fn level_for(&mut self, side: Side, price: Ticks) -> u32 {
         let key = ladder_key(side, price);
         let ladder = self.ladder(side);
-        let pos = match ladder.binary_search_by(|&(k, _)| k.cmp(&key)) {
-            Ok(pos) => return ladder[pos].1,
+        let found = match ladder.last() {
+            Some(&(k, l)) if k == key => Ok(l),
+            _ => ladder
+                .binary_search_by(|&(k, _)| k.cmp(&key))
+                .map(|pos| ladder[pos].1),
+        };
+        let pos = match found {
+            Ok(level) => {
+                if self.levels[level as usize].count == 0 {
+                    self.empty_levels = self.empty_levels.saturating_sub(1);
+                }
+                return level;
+            }
             Err(pos) => pos,
         };
         let fresh = Level {
@@ -250,23 +284,65 @@ impl Book {
         level
     }
 
-    fn drop_level(&mut self, level: u32) {
-        let (side, price) = {
-            let l = &self.levels[level as usize];
-            (l.side, l.price)
-        };
-        let key = ladder_key(side, price);
-        let ladder = self.ladder_mut(side);
-        if ladder.last().map(|&(k, _)| k) == Some(key) {
-            ladder.pop();
-        } else if let Ok(pos) = ladder.binary_search_by(|&(k, _)| k.cmp(&key)) {
-            ladder.remove(pos);
-        }
+    fn free_level_slot(&mut self, level: u32) {
         self.levels[level as usize].head = self.free_level;
         self.free_level = level;
     }
 
-    fn intern_user(&mut self, user: UserId) -> u32 {
+    /// A level just lost its last order. At the top of its ladder it is dropped, with any
+    /// empty levels under it; elsewhere it stays, empty, for reuse (no shifting of the ladder),
+    /// until empty levels outnumber half the live ones plus a slack and are compacted away.
+    fn level_emptied(&mut self, level: u32) {
+        let side = self.levels[level as usize].side;
+        if self.best(side) != Some(level) {
+            self.empty_levels = self.empty_levels.saturating_add(1);
+            let live = self
+                .bids
+                .len()
+                .saturating_add(self.asks.len())
+                .saturating_sub(self.empty_levels);
+            if self.empty_levels > (live / 2).saturating_add(EMPTY_SLACK) {
+                self.compact();
+            }
+            return;
+        }
+        self.ladder_mut(side).pop();
+        self.free_level_slot(level);
+        while let Some(&(_, l)) = self.ladder(side).last() {
+            if self.levels[l as usize].count != 0 {
+                break;
+            }
+            self.ladder_mut(side).pop();
+            self.free_level_slot(l);
+            self.empty_levels = self.empty_levels.saturating_sub(1);
+        }
+    }
+
+    /// Removes every empty level from both ladders.
+    fn compact(&mut self) {
+        let levels = &mut self.levels;
+        let free = &mut self.free_level;
+        for ladder in [&mut self.bids, &mut self.asks] {
+            ladder.retain(|&(_, l)| {
+                let keep = levels[l as usize].count > 0;
+                if !keep {
+                    levels[l as usize].head = *free;
+                    *free = l;
+                }
+                keep
+            });
+        }
+        self.empty_levels = 0;
+    }
+
+    fn intern_user(&mut self, user: UserId, hint: Option<u32>) -> u32 {
+        if let Some(u) = hint {
+            if let Some(entry) = self.user_entries.get(u as usize) {
+                if entry.count > 0 && entry.key == user {
+                    return u;
+                }
+            }
+        }
         if let Some(&u) = self.users.get(&user) {
             return u;
         }
@@ -290,10 +366,11 @@ impl Book {
     }
 
     /// Appends an order at the back of its level and of its user's list. The caller has
-    /// checked capacity and uniqueness of the id and client order id.
-    pub(crate) fn insert(&mut self, new: NewResting) -> u32 {
+    /// checked capacity and uniqueness of the id and client order id. `user_hint` may name the
+    /// user's slot if the caller knows it.
+    pub(crate) fn insert(&mut self, new: NewResting, user_hint: Option<u32>) -> u32 {
         let level = self.level_for(new.side, new.price);
-        let user = self.intern_user(new.user);
+        let user = self.intern_user(new.user, user_hint);
         let node = OrderNode {
             id: new.id,
             price: new.price,
@@ -323,16 +400,9 @@ impl Book {
             s
         };
         self.link_level(slot, level);
+        self.link_user(slot);
         let entry = &mut self.user_entries[user as usize];
-        let old_tail = entry.tail;
-        entry.tail = slot;
         entry.count = entry.count.saturating_add(1);
-        if old_tail == NIL {
-            entry.head = slot;
-        } else {
-            self.orders[old_tail as usize].user_next = slot;
-            self.orders[slot as usize].user_prev = old_tail;
-        }
         self.index.insert(new.id, slot);
         if let Some(cid) = new.client_order_id {
             self.client_index.insert((user, cid), slot);
@@ -342,6 +412,62 @@ impl Book {
         }
         self.len = self.len.saturating_add(1);
         slot
+    }
+
+    /// Appends an order at the tail of its user's list (the count is the caller's business).
+    fn link_user(&mut self, slot: u32) {
+        let user = self.orders[slot as usize].user;
+        let entry = &mut self.user_entries[user as usize];
+        let old_tail = entry.tail;
+        entry.tail = slot;
+        if old_tail == NIL {
+            entry.head = slot;
+        } else {
+            self.orders[old_tail as usize].user_next = slot;
+        }
+        let node = &mut self.orders[slot as usize];
+        node.user_prev = old_tail;
+        node.user_next = NIL;
+    }
+
+    /// Takes an order out of its user's list (the count is the caller's business).
+    fn unlink_user(&mut self, slot: u32) {
+        let node = self.orders[slot as usize];
+        let entry = &mut self.user_entries[node.user as usize];
+        if node.user_prev == NIL {
+            entry.head = node.user_next;
+        } else {
+            self.orders[node.user_prev as usize].user_next = node.user_next;
+        }
+        if node.user_next == NIL {
+            entry.tail = node.user_prev;
+        } else {
+            self.orders[node.user_next as usize].user_prev = node.user_prev;
+        }
+    }
+
+    /// Takes a resting order out of its level, keeping everything else (index, user list,
+    /// expiry). Returns true if that emptied the level. Detached orders must be
+    /// re-attached or removed before the command ends.
+    pub(crate) fn detach(&mut self, slot: u32) -> bool {
+        let dropped = self.unlink_level(slot);
+        self.orders[slot as usize].level = NIL;
+        dropped
+    }
+
+    /// Puts a detached order at the back of the level for `price` and of its user's list,
+    /// with `size` open and the new time priority `stamp`.
+    pub(crate) fn attach(&mut self, slot: u32, price: Ticks, size: Lots, stamp: u64) {
+        let side = self.orders[slot as usize].side;
+        let level = self.level_for(side, price);
+        let node = &mut self.orders[slot as usize];
+        node.price = price;
+        node.remaining = size;
+        node.stamp = stamp;
+        node.level = level;
+        self.link_level(slot, level);
+        self.unlink_user(slot);
+        self.link_user(slot);
     }
 
     fn link_level(&mut self, slot: u32, level: u32) {
@@ -359,9 +485,13 @@ impl Book {
         }
     }
 
-    /// Removes an order from its level (dropping the level if it empties), without freeing it.
-    fn unlink_level(&mut self, slot: u32) {
+    /// Removes an order from its level, without freeing it. Returns true if that emptied the
+    /// level (which may then be dropped).
+    fn unlink_level(&mut self, slot: u32) -> bool {
         let node = self.orders[slot as usize];
+        if node.level == NIL {
+            return false;
+        }
         let level = &mut self.levels[node.level as usize];
         level.total = Lots(level.total.0.saturating_sub(node.remaining.0));
         level.count = level.count.saturating_sub(1);
@@ -375,31 +505,25 @@ impl Book {
         } else {
             self.orders[node.next as usize].prev = node.prev;
         }
-        if level.count == 0 {
-            self.drop_level(node.level);
+        let dropped = level.count == 0;
+        if dropped {
+            self.level_emptied(node.level);
         }
         let n = &mut self.orders[slot as usize];
         n.prev = NIL;
         n.next = NIL;
+        dropped
     }
 
-    /// Removes an order completely and returns a copy of it.
-    pub(crate) fn remove(&mut self, slot: u32) -> OrderNode {
-        self.unlink_level(slot);
+    /// Removes an order (resting or detached) completely. Returns a copy of it and whether its
+    /// level is now empty.
+    pub(crate) fn remove(&mut self, slot: u32) -> (OrderNode, bool) {
+        let dropped = self.unlink_level(slot);
         self.expiry.remove(&mut self.orders, slot);
+        self.unlink_user(slot);
         let node = self.orders[slot as usize];
         let entry = &mut self.user_entries[node.user as usize];
         entry.count = entry.count.saturating_sub(1);
-        if node.user_prev == NIL {
-            entry.head = node.user_next;
-        } else {
-            self.orders[node.user_prev as usize].user_next = node.user_next;
-        }
-        if node.user_next == NIL {
-            entry.tail = node.user_prev;
-        } else {
-            self.orders[node.user_next as usize].user_prev = node.user_prev;
-        }
         if let Some(cid) = node.client_order_id {
             self.client_index.remove(&(node.user, cid));
         }
@@ -413,7 +537,7 @@ impl Book {
         self.orders[slot as usize].next = self.free_order;
         self.free_order = slot;
         self.len = self.len.saturating_sub(1);
-        node
+        (node, dropped)
     }
 
     /// Reduces a resting order's remaining size by `by` (at most its remaining size), keeping

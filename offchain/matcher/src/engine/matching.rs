@@ -20,6 +20,10 @@ use crate::types::{
 struct Taker {
     id: OrderId,
     user: UserId,
+    /// The user's slot in the book, if the user has resting orders.
+    own: Option<u32>,
+    /// For a replaced order: its slot (detached from its level while it takes).
+    resting: Option<u32>,
     client_order_id: Option<ClientOrderId>,
     side: Side,
     limit: Ticks,
@@ -65,6 +69,8 @@ impl Engine {
         let taker = Taker {
             id: o.order_id,
             user: o.user,
+            own: self.book.user_slot(&o.user),
+            resting: None,
             client_order_id: o.client_order_id,
             side: o.side,
             limit: price,
@@ -209,7 +215,7 @@ impl Engine {
                 kept_priority: true,
             }));
             if by.0 != 0 {
-                self.delta(node.side, node.price, sink);
+                self.delta(node.side, node.price, Some(node.level), sink);
             }
             return;
         }
@@ -217,7 +223,8 @@ impl Engine {
             Ok(price) => price,
             Err(reason) => return self.reject(r.user, Some(r.order_id), reason, sink),
         };
-        self.book.remove(slot);
+        let dropped = self.book.detach(slot);
+        self.book.set_terms(slot, r.nonce, r.expiry);
         let seq = self.seq();
         sink.emit(Event::Replaced(Replaced {
             seq,
@@ -226,10 +233,17 @@ impl Engine {
             size: r.size,
             kept_priority: false,
         }));
-        self.delta(node.side, node.price, sink);
+        self.delta(
+            node.side,
+            node.price,
+            (!dropped).then_some(node.level),
+            sink,
+        );
         let taker = Taker {
             id: node.id,
             user: r.user,
+            own: Some(node.user),
+            resting: Some(slot),
             client_order_id: node.client_order_id,
             side: node.side,
             limit: price,
@@ -244,15 +258,28 @@ impl Engine {
 
     /// Matches a taker, then rests its remainder or reports it done.
     fn execute<S: EventSink + ?Sized>(&mut self, mut t: Taker, sink: &mut S) {
-        match self.take(&mut t, sink) {
-            MatchEnd::Filled => self.done(t.id, t.user, DoneReason::Filled, Lots::ZERO, sink),
-            MatchEnd::SelfTrade => {
-                self.done(t.id, t.user, DoneReason::SelfTrade, t.remaining, sink)
+        let end = self.take(&mut t, sink);
+        let rests = matches!(end, MatchEnd::Exhausted) && t.order_type.may_rest();
+        if !rests {
+            if let Some(slot) = t.resting {
+                self.book.remove(slot);
             }
-            MatchEnd::Exhausted if t.order_type.may_rest() => {
-                let stamp = self.next_stamp;
-                self.next_stamp = stamp.saturating_add(1);
-                self.book.insert(NewResting {
+            let reason = match end {
+                MatchEnd::Filled => DoneReason::Filled,
+                MatchEnd::SelfTrade => DoneReason::SelfTrade,
+                MatchEnd::Exhausted => DoneReason::Unmatched,
+            };
+            return self.done(t.id, t.user, reason, t.remaining, sink);
+        }
+        let stamp = self.next_stamp;
+        self.next_stamp = stamp.saturating_add(1);
+        let slot = match t.resting {
+            Some(slot) => {
+                self.book.attach(slot, t.limit, t.remaining, stamp);
+                slot
+            }
+            None => self.book.insert(
+                NewResting {
                     id: t.id,
                     user: t.user,
                     client_order_id: t.client_order_id,
@@ -264,19 +291,18 @@ impl Engine {
                     nonce: t.nonce,
                     expiry: t.expiry,
                     stamp,
-                });
-                self.delta(t.side, t.limit, sink);
-            }
-            MatchEnd::Exhausted => {
-                self.done(t.id, t.user, DoneReason::Unmatched, t.remaining, sink)
-            }
-        }
+                },
+                t.own,
+            ),
+        };
+        let level = self.book.order(slot).level;
+        self.delta(t.side, t.limit, Some(level), sink);
     }
 
     /// Takes liquidity level by level while the taker's limit crosses the best opposite price.
     fn take<S: EventSink + ?Sized>(&mut self, t: &mut Taker, sink: &mut S) -> MatchEnd {
         let maker_side = t.side.opposite();
-        let own = self.book.user_slot(&t.user);
+        let own = t.own;
         loop {
             if t.remaining.0 == 0 {
                 return MatchEnd::Filled;
@@ -306,7 +332,8 @@ impl Engine {
                 slot = next;
             }
             if changed {
-                self.delta(maker_side, price, sink);
+                let alive = self.book.best(maker_side) == Some(level);
+                self.delta(maker_side, price, alive.then_some(level), sink);
             }
             if let Some(end) = end {
                 return end;

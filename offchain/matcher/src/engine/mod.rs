@@ -112,9 +112,15 @@ impl Engine {
         }));
     }
 
-    /// Emits the current aggregate of the level at `price` (zero if it is gone).
-    pub(crate) fn delta<S: EventSink + ?Sized>(&mut self, side: Side, price: Ticks, sink: &mut S) {
-        let (size, orders) = match self.book.level_at(side, price) {
+    /// Emits the aggregate of `level` (a level that is gone reports zero).
+    pub(crate) fn delta<S: EventSink + ?Sized>(
+        &mut self,
+        side: Side,
+        price: Ticks,
+        level: Option<u32>,
+        sink: &mut S,
+    ) {
+        let (size, orders) = match level {
             Some(l) => {
                 let level = self.book.level(l);
                 (level.total, level.count)
@@ -139,9 +145,14 @@ impl Engine {
         sink: &mut S,
     ) {
         let user = self.book.user_key(self.book.order(slot).user);
-        let node = self.book.remove(slot);
+        let (node, dropped) = self.book.remove(slot);
         self.done(node.id, user, reason, node.remaining, sink);
-        self.delta(node.side, node.price, sink);
+        self.delta(
+            node.side,
+            node.price,
+            (!dropped).then_some(node.level),
+            sink,
+        );
     }
 
     fn expire_due<S: EventSink + ?Sized>(&mut self, now: Timestamp, sink: &mut S) {

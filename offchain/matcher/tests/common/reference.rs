@@ -36,6 +36,8 @@ pub struct RefBook {
     seq: u64,
     fill_id: u64,
     stamp: u64,
+    /// Resting orders with an expiry (the expiry scan is skipped when there are none).
+    expiring: usize,
 }
 
 struct Taker {
@@ -68,6 +70,7 @@ impl RefBook {
             seq: 0,
             fill_id: 0,
             stamp: 0,
+            expiring: 0,
         }
     }
 
@@ -176,6 +179,9 @@ impl RefBook {
         if level.is_empty() {
             self.side_mut(side).remove(&price);
         }
+        if order.expiry != 0 {
+            self.expiring -= 1;
+        }
         order
     }
 
@@ -190,6 +196,7 @@ impl RefBook {
         let now_s = now.unix_seconds();
         let mut due: Vec<(u64, OrderId)> = self
             .all()
+            .take(if self.expiring == 0 { 0 } else { usize::MAX })
             .filter(|o| o.expiry != 0 && o.expiry <= now_s)
             .map(|o| (o.expiry, o.id))
             .collect();
@@ -371,9 +378,15 @@ impl RefBook {
         if r.price.0 == cur.price && r.size.0 <= cur.remaining {
             let level = self.side_mut(cur.side).get_mut(&cur.price).unwrap();
             let o = level.iter_mut().find(|o| o.id == r.order_id).unwrap();
+            let had = o.expiry != 0;
             o.remaining = r.size.0;
             o.nonce = r.nonce;
             o.expiry = r.expiry;
+            match (had, r.expiry != 0) {
+                (true, false) => self.expiring -= 1,
+                (false, true) => self.expiring += 1,
+                _ => {}
+            }
             let seq = self.next_seq();
             out.push(Event::Replaced(Replaced {
                 seq,
@@ -539,6 +552,9 @@ impl RefBook {
                 expiry: t.expiry,
                 stamp: self.stamp,
             };
+            if t.expiry != 0 {
+                self.expiring += 1;
+            }
             self.ids.insert(t.id, (t.side, t.limit));
             self.side_mut(t.side)
                 .entry(t.limit)
