@@ -235,3 +235,38 @@ fn a_snapshot_of_another_market_is_refused() {
     let err = recover(config(&dir), other, &mut NullSink).unwrap_err();
     assert!(matches!(err, JournalError::ConfigMismatch), "{err:?}");
 }
+
+#[test]
+fn opaque_records_round_trip_through_recover_log() {
+    use kestrel_matcher::journal::{format::MAX_BODY, recover_log};
+    let dir = temp_dir("opaque");
+    let (mut w, last) = recover_log(config(&dir), |_, _, _| panic!("empty journal")).unwrap();
+    assert_eq!(last, 0);
+    let t0 = Instant::now();
+    for seq in 1..=500u64 {
+        let body = vec![seq as u8; (seq as usize * 37) % 3_000];
+        w.append_bytes(seq, Timestamp(seq * 10), &body, t0).unwrap();
+    }
+    let big = vec![0u8; MAX_BODY + 1];
+    assert!(matches!(
+        w.append_bytes(501, Timestamp(0), &big, t0),
+        Err(JournalError::TooLarge(_))
+    ));
+    w.append_bytes(501, Timestamp(5_010), &big[..MAX_BODY], t0)
+        .unwrap();
+    assert_eq!(w.commit().unwrap(), 501);
+    drop(w);
+    let mut seen = 0u64;
+    let (_, last) = recover_log(config(&dir), |seq, ts, body| {
+        seen += 1;
+        assert_eq!((seq, ts), (seen, Timestamp(seen * 10)));
+        let len = if seq == 501 {
+            MAX_BODY
+        } else {
+            (seq as usize * 37) % 3_000
+        };
+        assert_eq!(body.len(), len);
+    })
+    .unwrap();
+    assert_eq!((last, seen), (501, 501));
+}

@@ -17,6 +17,8 @@ pub(crate) const HEADER: usize = 8;
 const PAYLOAD_PREFIX: usize = 16;
 /// Longest payload accepted; a longer length field is corruption (or a torn tail).
 pub(crate) const MAX_PAYLOAD: usize = 1 << 16;
+/// Longest record body (payload minus sequence and timestamp): 65,520 bytes.
+pub const MAX_BODY: usize = MAX_PAYLOAD - PAYLOAD_PREFIX;
 
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"KSTRLSF1";
 

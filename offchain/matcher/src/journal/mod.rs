@@ -97,6 +97,10 @@ pub enum JournalError {
         /// Its sequence number.
         seq: u64,
     },
+    /// A record body longer than [`format::MAX_BODY`]: it would be written but could never
+    /// be read back, so it is refused.
+    #[error("record body of {0} bytes exceeds the journal's limit")]
+    TooLarge(usize),
     /// A snapshot was requested for a sequence the journal has not reached.
     #[error("snapshot at {requested} is beyond the last appended record {appended}")]
     SnapshotAhead {
@@ -194,6 +198,9 @@ impl JournalWriter {
         now: Instant,
     ) -> Result<(), JournalError> {
         self.check_next(seq)?;
+        if body.len() > format::MAX_BODY {
+            return Err(JournalError::TooLarge(body.len()));
+        }
         format::encode_record_with(&mut self.buf, seq, timestamp, |out| {
             out.extend_from_slice(body)
         });
