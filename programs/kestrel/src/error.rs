@@ -123,4 +123,8 @@ pub enum KestrelError {
     SettlementOrderNotRecorded,
     #[msg("insufficient balance to settle the fill")]
     SettlementInsufficientBalance,
+
+    // --- 6052: account creation ---
+    #[msg("the account at this address already exists")]
+    AlreadyInitialized,
 }

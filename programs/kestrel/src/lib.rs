@@ -25,8 +25,8 @@ pub mod kestrel {
     use super::*;
 
     /// Creates a deployment: admin (the signer), operator, fee collector and delays.
-    pub fn initialize_exchange(
-        ctx: Context<InitializeExchange>,
+    pub fn initialize_exchange<'info>(
+        ctx: Context<'info, InitializeExchange<'info>>,
         args: InitializeExchangeArgs,
     ) -> Result<()> {
         instructions::initialize_exchange(ctx, args)
@@ -38,12 +38,15 @@ pub mod kestrel {
     }
 
     /// Creates a market between two registered assets (admin).
-    pub fn create_market(ctx: Context<CreateMarket>, args: CreateMarketArgs) -> Result<()> {
+    pub fn create_market<'info>(
+        ctx: Context<'info, CreateMarket<'info>>,
+        args: CreateMarketArgs,
+    ) -> Result<()> {
         instructions::create_market(ctx, args)
     }
 
     /// Opens the signer's user account on this exchange.
-    pub fn create_user(ctx: Context<CreateUser>) -> Result<()> {
+    pub fn create_user<'info>(ctx: Context<'info, CreateUser<'info>>) -> Result<()> {
         instructions::create_user(ctx)
     }
 

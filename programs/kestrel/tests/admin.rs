@@ -16,14 +16,8 @@ use kestrel::instructions::CreateMarketArgs;
 use kestrel::state::Market;
 use program_test::*;
 use solana_program_test::BanksClientError;
-use solana_sdk::instruction::InstructionError;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
-
-/// What Anchor 1.2.2's `init` answers for an address that already holds lamports: it calls the
-/// system program's `CreateAccountAllowPrefund`, which this bank's system program (Agave
-/// 3.1.12) does not know. (A cluster that knows it answers `AccountAlreadyInUse` instead.)
-const INIT_OF_EXISTING_ACCOUNT: InstructionError = InstructionError::InvalidInstructionData;
 
 const TOKEN_2022: Pubkey = Pubkey::from_str_const("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb");
 
@@ -96,14 +90,14 @@ async fn reinitializing_an_exchange_is_rejected_even_by_another_signer() {
     let mut t = TestExchange::new().await;
     let again = t.ix_initialize_exchange();
     let result = t.send(&[again], &[&admin(&t)]).await;
-    assert_instruction_error(result, INIT_OF_EXISTING_ACCOUNT);
+    assert_kestrel_error(result, KestrelError::AlreadyInitialized);
 
     let usurper = t.funded_keypair().await;
     let mut args = t.initialize_args();
     args.operator = usurper.pubkey();
     let takeover = t.ix_initialize_exchange_with(&usurper.pubkey(), args);
     let result = t.send(&[takeover], &[&usurper]).await;
-    assert_instruction_error(result, INIT_OF_EXISTING_ACCOUNT);
+    assert_kestrel_error(result, KestrelError::AlreadyInitialized);
     let e = t.exchange_state().await;
     assert_eq!(e.admin, t.admin.pubkey());
     assert_eq!(e.operator, t.operator.pubkey());
@@ -173,7 +167,7 @@ async fn re_adding_a_registered_mint_fails_because_its_vault_exists() {
     let base_mint = t.base_mint;
     let ix = t.ix_add_asset(&base_mint);
     let result = t.send(&[ix], &[&admin(&t)]).await;
-    assert_instruction_error(result, INIT_OF_EXISTING_ACCOUNT);
+    assert_kestrel_error(result, KestrelError::AlreadyInitialized);
     assert_eq!(t.exchange_state().await.num_assets, 2);
 }
 

@@ -1,3 +1,4 @@
+use super::create_zero_copy;
 use crate::constants::{MARKET_SEED, MAX_FEE_BPS};
 use crate::error::KestrelError;
 use crate::math::SafeMath;
@@ -32,19 +33,24 @@ pub struct CreateMarket<'info> {
     pub admin: Signer<'info>,
     #[account(mut, has_one = admin @ KestrelError::Unauthorized)]
     pub exchange: AccountLoader<'info, Exchange>,
+    /// The new market; created by the handler even if pre-funded (see `instructions::pda`).
+    /// CHECK: canonical PDA, still the system program's; the handler creates the `Market`.
     #[account(
-        init,
-        payer = admin,
-        space = Market::SPACE,
+        mut,
         seeds = [MARKET_SEED, exchange.key().as_ref(), &args.index.to_le_bytes()],
-        bump
+        bump,
+        constraint = market.owner == &System::id() @ KestrelError::AlreadyInitialized
     )]
-    pub market: AccountLoader<'info, Market>,
+    pub market: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }
 
-pub fn create_market(ctx: Context<CreateMarket>, args: CreateMarketArgs) -> Result<()> {
-    let mut exchange = ctx.accounts.exchange.load_mut()?;
+pub fn create_market<'info>(
+    ctx: Context<'info, CreateMarket<'info>>,
+    args: CreateMarketArgs,
+) -> Result<()> {
+    let accounts: &'info CreateMarket<'info> = ctx.accounts;
+    let mut exchange = accounts.exchange.load_mut()?;
     require!(
         args.index == exchange.num_markets,
         KestrelError::MarketIndexMismatch
@@ -64,13 +70,23 @@ pub fn create_market(ctx: Context<CreateMarket>, args: CreateMarketArgs) -> Resu
         KestrelError::FeeAboveCap
     );
     exchange.num_markets = exchange.num_markets.safe_add(1)?;
+    drop(exchange);
 
-    let mut market = ctx.accounts.market.load_init()?;
-    market.exchange = ctx.accounts.exchange.key();
+    let exchange_key = accounts.exchange.key();
+    let bump = ctx.bumps.market;
+    let index = args.index.to_le_bytes();
+    let loader = create_zero_copy::<Market>(
+        &accounts.admin,
+        accounts.market.as_ref(),
+        &accounts.system_program,
+        &[MARKET_SEED, exchange_key.as_ref(), &index, &[bump]],
+    )?;
+    let mut market = loader.load_mut()?;
+    market.exchange = exchange_key;
     market.index = args.index;
     market.base_asset = args.base_asset;
     market.quote_asset = args.quote_asset;
-    market.bump = ctx.bumps.market;
+    market.bump = bump;
     market.base_lot_size = args.base_lot_size;
     market.tick_size = args.tick_size;
     market.min_size_lots = args.min_size_lots;

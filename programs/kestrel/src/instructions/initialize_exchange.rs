@@ -1,3 +1,4 @@
+use super::create_zero_copy;
 use crate::constants::EXCHANGE_SEED;
 use crate::error::KestrelError;
 use crate::state::Exchange;
@@ -23,32 +24,42 @@ pub struct InitializeExchangeArgs {
 pub struct InitializeExchange<'info> {
     #[account(mut)]
     pub admin: Signer<'info>,
+    /// The new exchange; created by the handler even if pre-funded (see `instructions::pda`).
+    /// CHECK: canonical PDA, still the system program's; the handler creates the `Exchange`.
     #[account(
-        init,
-        payer = admin,
-        space = Exchange::SPACE,
+        mut,
         seeds = [EXCHANGE_SEED, &args.domain_id.to_le_bytes()],
-        bump
+        bump,
+        constraint = exchange.owner == &System::id() @ KestrelError::AlreadyInitialized
     )]
-    pub exchange: AccountLoader<'info, Exchange>,
+    pub exchange: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }
 
-pub fn initialize_exchange(
-    ctx: Context<InitializeExchange>,
+pub fn initialize_exchange<'info>(
+    ctx: Context<'info, InitializeExchange<'info>>,
     args: InitializeExchangeArgs,
 ) -> Result<()> {
     require!(
         args.withdrawal_delay_slots > 0,
         KestrelError::InvalidWithdrawalDelay
     );
-    let mut exchange = ctx.accounts.exchange.load_init()?;
-    exchange.admin = ctx.accounts.admin.key();
+    let accounts: &'info InitializeExchange<'info> = ctx.accounts;
+    let bump = ctx.bumps.exchange;
+    let domain = args.domain_id.to_le_bytes();
+    let loader = create_zero_copy::<Exchange>(
+        &accounts.admin,
+        accounts.exchange.as_ref(),
+        &accounts.system_program,
+        &[EXCHANGE_SEED, &domain, &[bump]],
+    )?;
+    let mut exchange = loader.load_mut()?;
+    exchange.admin = accounts.admin.key();
     exchange.operator = args.operator;
     exchange.fee_collector = args.fee_collector;
     exchange.domain_id = args.domain_id;
     exchange.withdrawal_delay_slots = args.withdrawal_delay_slots;
     exchange.fee_change_delay_slots = args.fee_change_delay_slots;
-    exchange.bump = ctx.bumps.exchange;
+    exchange.bump = bump;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod create_user;
 pub mod deposit;
 pub mod execute_withdrawal;
 pub mod initialize_exchange;
+mod pda;
 pub mod request_withdrawal;
 pub mod settle;
 pub mod withdraw;
@@ -25,6 +26,8 @@ pub use initialize_exchange::*;
 pub use request_withdrawal::*;
 pub use settle::*;
 pub use withdraw::*;
+
+pub(crate) use pda::{create_pda, create_zero_copy};
 
 use crate::constants::EXCHANGE_SEED;
 use crate::state::Exchange;

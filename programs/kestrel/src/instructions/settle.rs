@@ -13,8 +13,6 @@ use crate::events::FillSettled;
 use crate::math::{BaseLots, SafeMath, Ticks};
 use crate::state::{Exchange, Market, OrderRecord, UserAccount};
 use anchor_lang::prelude::*;
-use anchor_lang::system_program;
-use anchor_lang::Discriminator;
 use solana_sdk_ids::sysvar::instructions as instructions_sysvar;
 
 /// One order of the batch.
@@ -300,12 +298,12 @@ fn record_new_order<'info>(
         &nonce,
         &bump_seed,
     ];
-    create_pda(ctx, info, OrderRecord::SPACE, &signer)?;
-    info.try_borrow_mut_data()?
-        .get_mut(..8)
-        .ok_or(KestrelError::SettlementBadOrderRecord)?
-        .copy_from_slice(OrderRecord::DISCRIMINATOR);
-    let loader = AccountLoader::<OrderRecord>::try_from(info)?;
+    let loader = super::create_zero_copy::<OrderRecord>(
+        &ctx.accounts.operator,
+        info,
+        &ctx.accounts.system_program,
+        &signer,
+    )?;
     let mut record = loader.load_mut()?;
     record.owner = order.owner;
     record.payer = ctx.accounts.operator.key();
@@ -320,68 +318,6 @@ fn record_new_order<'info>(
     record.expiry = order.expiry;
     record.client_order_id = order.client_order_id;
     Ok(terms_of(&record))
-}
-
-/// Creates a program-owned PDA paid by the operator. Works even if someone pre-funded the
-/// address with lamports (which would make a plain `create_account` fail).
-fn create_pda<'info>(
-    ctx: &Context<'info, Settle<'info>>,
-    info: &'info AccountInfo<'info>,
-    space: usize,
-    signer: &[&[u8]],
-) -> Result<()> {
-    let rent = Rent::get()?.minimum_balance(space);
-    let payer = ctx.accounts.operator.to_account_info();
-    let system = ctx.accounts.system_program.key();
-    let space_u64 = u64::try_from(space).map_err(|_| error!(KestrelError::MathOverflow))?;
-    if info.lamports() == 0 {
-        return system_program::create_account(
-            CpiContext::new_with_signer(
-                system,
-                system_program::CreateAccount {
-                    from: payer,
-                    to: info.clone(),
-                },
-                &[signer],
-            ),
-            rent,
-            space_u64,
-            ctx.program_id,
-        );
-    }
-    let shortfall = rent.saturating_sub(info.lamports());
-    if shortfall > 0 {
-        system_program::transfer(
-            CpiContext::new(
-                system,
-                system_program::Transfer {
-                    from: payer,
-                    to: info.clone(),
-                },
-            ),
-            shortfall,
-        )?;
-    }
-    system_program::allocate(
-        CpiContext::new_with_signer(
-            system,
-            system_program::Allocate {
-                account_to_allocate: info.clone(),
-            },
-            &[signer],
-        ),
-        space_u64,
-    )?;
-    system_program::assign(
-        CpiContext::new_with_signer(
-            system,
-            system_program::Assign {
-                account_to_assign: info.clone(),
-            },
-            &[signer],
-        ),
-        ctx.program_id,
-    )
 }
 
 fn load_recorded_order<'info>(
