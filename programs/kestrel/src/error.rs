@@ -1,6 +1,6 @@
-//! Program errors. Codes are stable: Anchor numbers them from 6000 in declaration order, so new
-//! variants are only ever appended to the end of their group's reserved range via explicit
-//! `#[msg]` ordering below. Never reorder or delete a variant.
+//! Program errors. Codes are stable: Anchor numbers them from 6000 in declaration order, so a
+//! new variant is only ever appended at the end. Never reorder or delete a variant. The group
+//! comments give the code of their first variant.
 
 use anchor_lang::prelude::*;
 
@@ -24,7 +24,7 @@ pub enum KestrelError {
     #[msg("withdrawal delay must be at least one slot")]
     InvalidWithdrawalDelay,
 
-    // --- 6010: authority and pause ---
+    // --- 6008: authority and pause ---
     #[msg("signer is not the exchange admin")]
     Unauthorized,
     #[msg("signer is not the exchange operator")]
@@ -38,7 +38,7 @@ pub enum KestrelError {
     #[msg("new operator must differ from the current one")]
     OperatorUnchanged,
 
-    // --- 6016: balances and withdrawals ---
+    // --- 6014: balances and withdrawals ---
     #[msg("amount must be greater than zero")]
     ZeroAmount,
     #[msg("insufficient available balance")]
@@ -54,11 +54,11 @@ pub enum KestrelError {
     #[msg("deposit credited nothing (vault balance did not increase)")]
     NothingReceived,
 
-    // --- 6023: cancel floor ---
+    // --- 6021: cancel floor ---
     #[msg("nonce floor may only increase")]
     CancelFloorNotIncreasing,
 
-    // --- 6024: order validity ---
+    // --- 6022: order validity ---
     #[msg("order bytes have the wrong length or domain tag")]
     InvalidOrderEncoding,
     #[msg("order is for another exchange deployment")]
@@ -76,7 +76,7 @@ pub enum KestrelError {
     #[msg("order owner does not match the user account")]
     InvalidOrderOwner,
 
-    // --- 6032: signature introspection ---
+    // --- 6030: signature introspection ---
     #[msg("the referenced instruction is not the Ed25519 precompile")]
     SignatureWrongProgram,
     #[msg("Ed25519 instruction header or signature count is invalid")]
@@ -92,7 +92,7 @@ pub enum KestrelError {
     #[msg("the batch has new orders but names no Ed25519 instruction")]
     SignatureMissing,
 
-    // --- 6039: settlement ---
+    // --- 6037: settlement ---
     #[msg("batch is empty or too large")]
     SettlementBadBatch,
     #[msg("batch id must be greater than the market's last batch id")]
@@ -127,4 +127,21 @@ pub enum KestrelError {
     // --- 6052: account creation ---
     #[msg("the account at this address already exists")]
     AlreadyInitialized,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KestrelError;
+
+    /// Clients match on these numbers: a reordering would silently change their meaning.
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(u32::from(KestrelError::MathOverflow), 6000);
+        assert_eq!(u32::from(KestrelError::Unauthorized), 6008);
+        assert_eq!(u32::from(KestrelError::ZeroAmount), 6014);
+        assert_eq!(u32::from(KestrelError::InvalidOrderEncoding), 6022);
+        assert_eq!(u32::from(KestrelError::SignatureWrongProgram), 6030);
+        assert_eq!(u32::from(KestrelError::SettlementBadBatch), 6037);
+        assert_eq!(u32::from(KestrelError::AlreadyInitialized), 6052);
+    }
 }

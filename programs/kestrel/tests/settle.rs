@@ -1,4 +1,5 @@
 //! Settlement: the happy paths.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::arithmetic_side_effects)]
 mod program_test;
 
 use kestrel::encoding::Side;
