@@ -17,6 +17,7 @@ use kestrel::error::KestrelError;
 use program_test::*;
 use settle_security::*;
 use solana_sdk::instruction::AccountMeta;
+use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 
 /// The standard pair with `edit` applied to its orders (re-signed by their owners).
@@ -299,7 +300,26 @@ async fn a_wrong_number_of_remaining_accounts_is_refused() {
 async fn an_order_record_at_a_non_canonical_address_is_refused() {
     let mut p = Pair::new().await;
     let (seller, nonce) = (p.seller.key(), p.ask.nonce);
+    // The same seeds under a smaller, non-canonical bump: a valid PDA, but not the one.
+    let nonce_bytes = nonce.to_le_bytes();
+    let seeds: [&[u8]; 4] = [
+        kestrel::constants::ORDER_SEED,
+        p.t.exchange.as_ref(),
+        seller.as_ref(),
+        &nonce_bytes,
+    ];
+    let (_, canonical) = Pubkey::find_program_address(&seeds, &kestrel::ID);
+    let non_canonical = (0..canonical)
+        .rev()
+        .find_map(|bump| {
+            let mut with_bump = seeds.to_vec();
+            let b = [bump];
+            with_bump.push(&b);
+            Pubkey::create_program_address(&with_bump, &kestrel::ID).ok()
+        })
+        .expect("some smaller bump is off the curve");
     for wrong in [
+        non_canonical,
         order_address(&p.t.exchange, &seller, nonce + 1),
         order_address(&p.t.exchange, &p.buyer.key(), nonce + 7),
         Keypair::new().pubkey(),
