@@ -115,8 +115,10 @@ impl Ledger {
         self.balances
             .iter()
             .filter(|((_, a), _)| *a == asset)
-            .map(|(_, b)| u128::from(b.available) + u128::from(b.frozen))
-            .sum()
+            .fold(0u128, |sum, (_, b)| {
+                sum.saturating_add(u128::from(b.available))
+                    .saturating_add(u128::from(b.frozen))
+            })
     }
 }
 

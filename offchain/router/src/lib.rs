@@ -13,4 +13,5 @@ pub mod model;
 pub mod reject;
 pub mod sequencer;
 pub mod state;
+pub mod store;
 pub mod verify;

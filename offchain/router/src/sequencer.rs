@@ -64,7 +64,9 @@ impl Handle {
     /// Sequences `command` and waits until it is durable.
     pub async fn submit(&self, command: Command) -> Result<Ack, Stopped> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request { command, reply }).map_err(|_| Stopped)?;
+        self.tx
+            .send(Request { command, reply })
+            .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 }
@@ -95,24 +97,30 @@ pub struct Sequencer {
 pub type Subscriber = tmpsc::UnboundedSender<Arc<[Sequenced]>>;
 
 /// Recovers the state from the journal (replaying every record) and starts the sequencer.
-pub fn start(rules: Rules, config: Config, subscribers: Vec<Subscriber>) -> Result<Sequencer, StartError> {
+pub fn start(
+    rules: Rules,
+    config: Config,
+    subscribers: Vec<Subscriber>,
+) -> Result<Sequencer, StartError> {
     let mut state = State::new(rules)?;
     let mut replayed_events = Vec::new();
     let mut bad_record = None;
     let mut replayed = 0u64;
-    let (writer, _) = journal::recover_log(config.journal.clone(), |seq, timestamp, bytes| {
-        match codec::decode(bytes) {
-            Ok(command) => {
-                let now_ms = timestamp.0 / 1_000_000;
-                let events = state.apply(seq, now_ms, &command);
-                replayed_events.extend(sequenced(seq, now_ms, events));
-                replayed = replayed.saturating_add(1);
-            }
-            Err(_) => {
-                bad_record.get_or_insert(seq);
-            }
-        }
-    })?;
+    let (writer, _) =
+        journal::recover_log(
+            config.journal.clone(),
+            |seq, timestamp, bytes| match codec::decode(bytes) {
+                Ok(command) => {
+                    let now_ms = timestamp.0 / 1_000_000;
+                    let events = state.apply(seq, now_ms, &command);
+                    replayed_events.extend(sequenced(seq, now_ms, events));
+                    replayed = replayed.saturating_add(1);
+                }
+                Err(_) => {
+                    bad_record.get_or_insert(seq);
+                }
+            },
+        )?;
     if let Some(seq) = bad_record {
         return Err(StartError::Codec(seq));
     }
@@ -137,12 +145,15 @@ pub fn start(rules: Rules, config: Config, subscribers: Vec<Subscriber>) -> Resu
 }
 
 fn sequenced(seq: Seq, timestamp_ms: u64, events: Vec<Event>) -> impl Iterator<Item = Sequenced> {
-    events.into_iter().enumerate().map(move |(index, event)| Sequenced {
-        seq,
-        index: u32::try_from(index).unwrap_or(u32::MAX),
-        timestamp_ms,
-        event,
-    })
+    events
+        .into_iter()
+        .enumerate()
+        .map(move |(index, event)| Sequenced {
+            seq,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            timestamp_ms,
+            event,
+        })
 }
 
 struct Pending {
@@ -150,6 +161,10 @@ struct Pending {
     timestamp_ms: u64,
     events: Vec<Event>,
     reply: Option<oneshot::Sender<Ack>>,
+}
+
+fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by).unwrap_or(now)
 }
 
 fn now_ms() -> u64 {
@@ -168,14 +183,18 @@ fn run(
 ) -> Result<(), JournalError> {
     let mut pending: Vec<Pending> = Vec::new();
     let mut last_ms = 0u64;
-    let mut next_tick = Instant::now() + config.tick_interval;
+    let mut next_tick = later(Instant::now(), config.tick_interval);
     let mut scratch = Vec::with_capacity(512);
     let mut open = true;
     while open {
         let wait = if pending.is_empty() {
             next_tick.saturating_duration_since(Instant::now())
         } else {
-            config.journal.group_window / 2
+            config
+                .journal
+                .group_window
+                .checked_div(2)
+                .unwrap_or_default()
         };
         let mut batch = Vec::new();
         match rx.recv_timeout(wait) {
@@ -187,11 +206,13 @@ fn run(
             Err(RecvTimeoutError::Disconnected) => open = false,
         }
         let now = Instant::now();
-        let mut commands: Vec<(Command, Option<oneshot::Sender<Ack>>)> =
-            batch.into_iter().map(|r| (r.command, Some(r.reply))).collect();
+        let mut commands: Vec<(Command, Option<oneshot::Sender<Ack>>)> = batch
+            .into_iter()
+            .map(|r| (r.command, Some(r.reply)))
+            .collect();
         if now >= next_tick {
             commands.push((Command::Tick, None));
-            next_tick = now + config.tick_interval;
+            next_tick = later(now, config.tick_interval);
         }
         for (command, reply) in commands {
             let seq = writer.last_seq().saturating_add(1);
@@ -199,7 +220,12 @@ fn run(
             last_ms = timestamp_ms;
             scratch.clear();
             codec::encode(&command, &mut scratch);
-            writer.append_bytes(seq, Timestamp(timestamp_ms.saturating_mul(1_000_000)), &scratch, now)?;
+            writer.append_bytes(
+                seq,
+                Timestamp(timestamp_ms.saturating_mul(1_000_000)),
+                &scratch,
+                now,
+            )?;
             let events = state.apply(seq, timestamp_ms, &command);
             pending.push(Pending {
                 seq,

@@ -246,7 +246,7 @@ impl State {
     }
 
     fn check_signed_expiry(&self, expiry: i64, now_ms: u64) -> Result<(), (Owner, Reject)> {
-        if expiry != 0 && i128::from(expiry) * 1000 <= i128::from(now_ms) {
+        if expiry != 0 && i128::from(expiry).saturating_mul(1000) <= i128::from(now_ms) {
             return Err(([0; 32], Reject::Expired));
         }
         Ok(())
@@ -322,7 +322,7 @@ impl State {
                 Change::new(
                     Business::OrderHold,
                     order_id.to_string(),
-                    -i128::from(hold),
+                    neg(hold),
                     i128::from(hold),
                 ),
                 out,
@@ -536,7 +536,12 @@ impl State {
             .change(
                 &owner,
                 asset,
-                Change::new(Business::WithdrawalHold, seq.to_string(), -amount, amount),
+                Change::new(
+                    Business::WithdrawalHold,
+                    seq.to_string(),
+                    neg(w.amount),
+                    amount,
+                ),
                 out,
             )
             .map_err(|_| (owner, Reject::InsufficientBalance))?;
@@ -578,7 +583,7 @@ impl State {
                 WithdrawalStatus::Failed,
             )
         };
-        let change = Change::new(business, id.to_string(), available, -amount);
+        let change = Change::new(business, id.to_string(), available, neg(w.amount));
         if self.ledger.change(&w.owner, w.asset, change, out).is_err() {
             self.withdrawals.insert(id, w);
             return Err((w.owner, Reject::InsufficientBalance));
@@ -674,29 +679,19 @@ impl State {
         ) else {
             return;
         };
-        let pay = i128::from(notional) + i128::from(buyer_fee);
+        let pay = notional.saturating_add(buyer_fee);
         let quote = spec.quote_asset;
         let base_asset = spec.base_asset;
         let entries = [
             (
                 buyer.owner,
                 quote,
-                Change::new(
-                    Business::FillPay,
-                    business_id.clone(),
-                    0,
-                    -i128::from(notional),
-                ),
+                Change::new(Business::FillPay, business_id.clone(), 0, neg(notional)),
             ),
             (
                 buyer.owner,
                 quote,
-                Change::new(
-                    Business::FillFee,
-                    business_id.clone(),
-                    0,
-                    -i128::from(buyer_fee),
-                ),
+                Change::new(Business::FillFee, business_id.clone(), 0, neg(buyer_fee)),
             ),
             (
                 buyer.owner,
@@ -711,7 +706,7 @@ impl State {
             (
                 seller.owner,
                 base_asset,
-                Change::new(Business::FillPay, business_id.clone(), 0, -i128::from(base)),
+                Change::new(Business::FillPay, business_id.clone(), 0, neg(base)),
             ),
             (
                 seller.owner,
@@ -726,12 +721,7 @@ impl State {
             (
                 seller.owner,
                 quote,
-                Change::new(
-                    Business::FillFee,
-                    business_id.clone(),
-                    -i128::from(seller_fee),
-                    0,
-                ),
+                Change::new(Business::FillFee, business_id.clone(), neg(seller_fee), 0),
             ),
             (
                 FEE_ACCOUNT,
@@ -739,7 +729,7 @@ impl State {
                 Change::new(
                     Business::FillFee,
                     business_id.clone(),
-                    i128::from(maker_fee) + i128::from(taker_fee),
+                    i128::from(maker_fee.saturating_add(taker_fee)),
                     0,
                 ),
             ),
@@ -750,9 +740,7 @@ impl State {
             let _ = self.ledger.change(&owner, asset, change, out);
         }
         if let Some(o) = self.orders.get_mut(&buyer_id) {
-            o.held = o
-                .held
-                .saturating_sub(u64::try_from(pay).unwrap_or(u64::MAX));
+            o.held = o.held.saturating_sub(pay);
             o.remaining = o.remaining.saturating_sub(lots);
         }
         if let Some(o) = self.orders.get_mut(&seller_id) {
@@ -797,7 +785,7 @@ impl State {
             Business::OrderRelease,
             order_id.to_string(),
             i128::from(excess),
-            -i128::from(excess),
+            neg(excess),
         );
         if self.ledger.change(&order.owner, asset, change, out).is_ok() {
             if let Some(o) = self.orders.get_mut(&order_id) {
@@ -826,7 +814,12 @@ impl State {
         };
         if order.held > 0 {
             let held = i128::from(order.held);
-            let change = Change::new(Business::OrderRelease, order_id.to_string(), held, -held);
+            let change = Change::new(
+                Business::OrderRelease,
+                order_id.to_string(),
+                held,
+                neg(order.held),
+            );
             let _ = self.ledger.change(&order.owner, asset, change, out);
         }
         if let Some((reason, remaining_lots)) = done {
@@ -839,6 +832,11 @@ impl State {
             });
         }
     }
+}
+
+/// The negative of an amount, as a ledger delta (cannot overflow: |u64| fits in i128).
+fn neg(amount: u64) -> i128 {
+    0i128.saturating_sub(i128::from(amount))
 }
 
 fn engine_side(side: Side) -> m::Side {
