@@ -66,7 +66,10 @@ pub struct VerifyPool {
     tx: crossbeam_channel::Sender<Job>,
 }
 
-type Job = (Signed, tokio::sync::oneshot::Sender<Result<Command, Reject>>);
+type Job = (
+    Signed,
+    tokio::sync::oneshot::Sender<Result<Command, Reject>>,
+);
 
 /// The pool has shut down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,10 @@
 //! Settlement: the happy paths.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::arithmetic_side_effects)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 mod program_test;
 
 use kestrel::encoding::Side;
