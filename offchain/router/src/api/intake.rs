@@ -1,0 +1,172 @@
+//! Signed command intake, shared by REST and WebSocket: hex decoding, signature verification on
+//! the [`VerifyPool`](crate::verify::VerifyPool), the per-wallet rate limit, then the sequencer;
+//! the answer comes only once the command is durable.
+
+use super::error::{reject_name, ApiCode, ApiError};
+use super::Shared;
+use crate::marketdata::event_json;
+use crate::model::{Command, Event, Owner};
+use crate::sequencer::Ack;
+use crate::verify::Signed;
+use serde::Deserialize;
+use tracing::Instrument;
+
+/// What a client sends to place, cancel, cancel all or withdraw: the canonical signed bytes
+/// (docs/protocol.md) and the ed25519 signature, both hex.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedBody {
+    /// Hex of the canonical message bytes.
+    pub message: String,
+    /// Hex of the 64-byte signature.
+    pub signature: String,
+}
+
+/// The kind of signed message an endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An order (`/v1/orders`).
+    Place,
+    /// A cancel of one order (`/v1/cancel`).
+    Cancel,
+    /// A cancel-all (`/v1/cancel-all`).
+    CancelAll,
+    /// A withdrawal request (`/v1/withdrawals`).
+    Withdraw,
+}
+
+impl Kind {
+    /// Name for metrics and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::Place => "place",
+            Kind::Cancel => "cancel",
+            Kind::CancelAll => "cancel_all",
+            Kind::Withdraw => "withdraw",
+        }
+    }
+}
+
+/// Decodes the hex of a signed body into the message `kind` expects.
+pub fn parse(kind: Kind, body: &SignedBody) -> Result<Signed, ApiError> {
+    let message = hex::decode(body.message.trim())
+        .map_err(|_| ApiError::new(ApiCode::InvalidRequest, "message is not hex"))?;
+    let signature: [u8; 64] = hex::decode(body.signature.trim())
+        .ok()
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::new(ApiCode::InvalidRequest, "signature is not 64 bytes of hex")
+        })?;
+    Ok(match kind {
+        Kind::Place => Signed::Order(message, signature),
+        Kind::Cancel => Signed::Cancel(message, signature),
+        Kind::CancelAll => Signed::CancelAll(message, signature),
+        Kind::Withdraw => Signed::Withdraw(message, signature),
+    })
+}
+
+/// The wallet that signed a verified command.
+fn signer(command: &Command) -> Option<Owner> {
+    match command {
+        Command::Place { order, .. } => Some(order.owner.to_bytes()),
+        Command::Cancel(c) => Some(c.owner.to_bytes()),
+        Command::CancelAll(c) => Some(c.owner.to_bytes()),
+        Command::Withdraw(w) => Some(w.owner.to_bytes()),
+        _ => None,
+    }
+}
+
+/// Verifies `body` as a `kind` message and submits it; returns the durable outcome.
+pub async fn submit(
+    shared: &Shared,
+    kind: Kind,
+    body: &SignedBody,
+) -> Result<serde_json::Value, ApiError> {
+    let span = tracing::info_span!("command", kind = kind.name(), seq = tracing::field::Empty);
+    let result = async {
+        let signed = parse(kind, body)?;
+        let command = shared
+            .pool
+            .verify(signed)
+            .await
+            .map_err(|_| unavailable())?
+            .map_err(|reason| ApiError::reject(reason, None))?;
+        verified(shared, command).await
+    }
+    .instrument(span)
+    .await;
+    let outcome = match &result {
+        Ok(_) => "accepted".to_owned(),
+        Err(e) => e.error.clone(),
+    };
+    shared
+        .metrics
+        .commands
+        .with_label_values(&[kind.name(), outcome.as_str()])
+        .inc();
+    result
+}
+
+/// Submits a command that already passed verification (the pre-signed cancel-all of a
+/// WebSocket's cancel-on-disconnect).
+pub async fn verified(shared: &Shared, command: Command) -> Result<serde_json::Value, ApiError> {
+    if let Some(owner) = signer(&command) {
+        if !shared.limits.allow_key(&owner) {
+            shared
+                .metrics
+                .rate_limited
+                .with_label_values(&["key"])
+                .inc();
+            return Err(ApiError::new(
+                ApiCode::RateLimited,
+                "too many commands for this key",
+            ));
+        }
+    }
+    let ack = shared
+        .sequencer
+        .submit(command)
+        .await
+        .map_err(|_| unavailable())?;
+    tracing::Span::current().record("seq", ack.seq);
+    outcome(ack)
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        ApiCode::Unavailable,
+        "the exchange is not accepting commands",
+    )
+}
+
+/// The client's answer: the sequence number, the events, and the order or withdrawal id; or
+/// the typed refusal (itself durable: a refused order still consumes its nonce).
+fn outcome(ack: Ack) -> Result<serde_json::Value, ApiError> {
+    let mut order_id = None;
+    let mut withdrawal_id = None;
+    for event in &ack.events {
+        match event {
+            Event::Rejected { reason, .. } => {
+                tracing::info!(seq = ack.seq, reason = %reject_name(*reason), "rejected");
+                return Err(ApiError::reject(*reason, Some(ack.seq)));
+            }
+            Event::OrderAccepted { order_id: id, .. } => order_id = Some(*id),
+            Event::Withdrawal { id, .. } => withdrawal_id = Some(*id),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::json!({
+        "seq": ack.seq,
+        "timestamp_ms": ack.timestamp_ms,
+        "events": ack.events.iter().map(event_json).collect::<Vec<_>>(),
+    });
+    if let serde_json::Value::Object(map) = &mut value {
+        if let Some(id) = order_id {
+            map.insert("order_id".into(), id.into());
+        }
+        if let Some(id) = withdrawal_id {
+            map.insert("withdrawal_id".into(), id.into());
+        }
+    }
+    Ok(value)
+}

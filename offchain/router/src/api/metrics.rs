@@ -1,0 +1,82 @@
+//! Prometheus metrics, one registry per running API (so several can run in one process), served
+//! on their own port.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// The API's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by route, method and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency by route.
+    pub http_latency: HistogramVec,
+    /// Signed commands by kind and outcome (`accepted`, a rejection name, or an API error).
+    pub commands: IntCounterVec,
+    /// Open WebSocket connections.
+    pub ws_connections: IntGauge,
+    /// WebSocket connections closed by the server, by reason.
+    pub ws_closed: IntCounterVec,
+    /// Requests or messages refused by a rate limit, by scope.
+    pub rate_limited: IntCounterVec,
+}
+
+/// A metric could not be registered (a programming error: duplicate or invalid name).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics registry: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Metrics, MetricsError> {
+        let registry = Registry::new_custom(Some("kestrel_api".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests"),
+            &["route", "method", "status"],
+        )?;
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new("http_request_seconds", "HTTP request latency"),
+            &["route"],
+        )?;
+        let commands = IntCounterVec::new(
+            Opts::new("commands_total", "Signed commands by outcome"),
+            &["kind", "outcome"],
+        )?;
+        let ws_connections = IntGauge::new("ws_connections", "Open WebSocket connections")?;
+        let ws_closed = IntCounterVec::new(
+            Opts::new(
+                "ws_closed_total",
+                "WebSocket connections closed by the server",
+            ),
+            &["reason"],
+        )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused by a rate limit"),
+            &["scope"],
+        )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_latency.clone()))?;
+        registry.register(Box::new(commands.clone()))?;
+        registry.register(Box::new(ws_connections.clone()))?;
+        registry.register(Box::new(ws_closed.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_latency,
+            commands,
+            ws_connections,
+            ws_closed,
+            rate_limited,
+        })
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,299 @@
+//! The public API: REST and WebSocket over axum, with limits, tracing and Prometheus metrics,
+//! and the composition that starts the router behind it.
+//!
+//! [`start`] brings up, in order: the SQL store and its projector, the market-data projection,
+//! the sequencer (recovering from its journal, whose replayed events refill both projections),
+//! the signature verification pool, the HTTP server and the metrics server. [`Api::shutdown`]
+//! stops intake, lets in-flight requests finish, closes WebSockets (running their
+//! cancel-on-disconnect), lets the sequencer commit and stop, and drains the projections.
+
+pub mod error;
+pub mod intake;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+mod rest;
+pub mod ws;
+
+use crate::marketdata::{MarketData, MarketDataConfig};
+use crate::sequencer::{self, Handle};
+use crate::state::Rules;
+use crate::store::{spawn_projector, ProjectorConfig, Store, StoreError};
+use crate::verify::VerifyPool;
+use kestrel_matcher::journal::JournalError;
+use limits::{Limiters, LimitsConfig};
+use metrics::{Metrics, MetricsError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use ws::WsConfig;
+
+/// Everything the API needs to start.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Address of the REST and WebSocket server (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Address of the Prometheus metrics server; `None` disables it.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Exchange, assets, markets and order rules.
+    pub rules: Rules,
+    /// Journal and tick settings of the sequencer.
+    pub sequencer: sequencer::Config,
+    /// SQL store URL (`sqlite://...?mode=rwc` or `postgres://...`).
+    pub database_url: String,
+    /// Batching of the SQL projection.
+    pub projector: ProjectorConfig,
+    /// Signature verification threads.
+    pub verify_threads: usize,
+    /// Rates, sizes and connection counts.
+    pub limits: LimitsConfig,
+    /// Market-data buffers.
+    pub market_data: MarketDataConfig,
+    /// WebSocket queues and heartbeats.
+    pub ws: WsConfig,
+}
+
+/// Starting the API failed; nothing is left running.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The SQL store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The sequencer could not recover its journal or start.
+    #[error(transparent)]
+    Sequencer(#[from] sequencer::StartError),
+    /// A socket could not be bound or a thread spawned.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The metrics registry refused a metric.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// A start-up task failed.
+    #[error("start-up task failed")]
+    Task,
+}
+
+/// Stopping the API found a failure (everything is stopped regardless).
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    /// The journal failed while the sequencer ran.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The SQL projection failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A server task or the sequencer thread panicked or failed.
+    #[error("{0} failed")]
+    Task(&'static str),
+}
+
+/// State shared by every request and connection.
+pub struct Shared {
+    /// Exchange, assets and markets.
+    pub rules: Rules,
+    /// Signature verification.
+    pub pool: VerifyPool,
+    /// The sequencer.
+    pub sequencer: Handle,
+    /// The SQL projection (reads).
+    pub store: Store,
+    /// Market data and the feed.
+    pub market_data: MarketData,
+    /// Rate and connection limits.
+    pub limits: Arc<Limiters>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// WebSocket settings.
+    pub ws: WsConfig,
+    /// Turns true when shutdown starts.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A running API.
+pub struct Api {
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    sequencer: Handle,
+    store: Store,
+    market_data: MarketData,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    metrics_server: Option<JoinHandle<std::io::Result<()>>>,
+    sequencer_thread: std::thread::JoinHandle<Result<(), JournalError>>,
+    projector: JoinHandle<Result<crate::store::Position, StoreError>>,
+    feeds: Vec<JoinHandle<()>>,
+}
+
+/// Starts the router and serves its API on `config.listen`.
+pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
+    let metrics = Metrics::new()?;
+    let store = Store::connect(&config.database_url).await?;
+    let market_data = MarketData::new(
+        config.market_data,
+        config.rules.markets.iter().map(|m| m.index),
+    );
+    let (md_tx, md_rx) = mpsc::unbounded_channel();
+    let (store_tx, mut store_rx) = mpsc::unbounded_channel::<Arc<[crate::model::Sequenced]>>();
+    let (events_tx, events_rx) = mpsc::channel(config.projector.max_batch.max(1));
+    let projector = spawn_projector(store.clone(), events_rx, config.projector);
+    let bridge = tokio::spawn(async move {
+        while let Some(batch) = store_rx.recv().await {
+            for event in batch.iter() {
+                if events_tx.send(event.clone()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let md_task = market_data.spawn(md_rx);
+    let rules = config.rules.clone();
+    let seq_config = config.sequencer.clone();
+    let started = tokio::task::spawn_blocking(move || {
+        sequencer::start(rules, seq_config, vec![md_tx, store_tx])
+    })
+    .await
+    .map_err(|_| StartError::Task)??;
+    let sequencer::Sequencer {
+        handle,
+        thread: sequencer_thread,
+        ..
+    } = started;
+    let pool = VerifyPool::start(config.verify_threads)?;
+    let limits = Arc::new(Limiters::new(config.limits));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    spawn_sweeper(limits.clone(), shutdown_rx.clone());
+    let shared = Arc::new(Shared {
+        rules: config.rules.clone(),
+        pool,
+        sequencer: handle.clone(),
+        store: store.clone(),
+        market_data: market_data.clone(),
+        limits,
+        metrics: metrics.clone(),
+        ws: config.ws,
+        shutdown: shutdown_rx.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let app = rest::router(shared, config.limits.max_body_bytes);
+    let mut stop = shutdown_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    let (metrics_addr, metrics_server) = match config.metrics_listen {
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let addr = listener.local_addr()?;
+            let mut stop = shutdown_rx.clone();
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let metrics = metrics.clone();
+                    async move { metrics.render() }
+                }),
+            );
+            let task = tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
+    tracing::info!(%addr, ?metrics_addr, "api listening");
+    Ok(Api {
+        addr,
+        metrics_addr,
+        sequencer: handle,
+        store,
+        market_data,
+        shutdown,
+        server,
+        metrics_server,
+        sequencer_thread,
+        projector,
+        feeds: vec![bridge, md_task],
+    })
+}
+
+fn spawn_sweeper(limits: Arc<Limiters>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = every.tick() => limits.sweep(),
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    });
+}
+
+impl Api {
+    /// Address the REST and WebSocket server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Address of the metrics server, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// A sequencer handle, for inputs that do not come through the API (chain listeners).
+    pub fn sequencer(&self) -> Handle {
+        self.sequencer.clone()
+    }
+
+    /// The SQL projection.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The market-data projection.
+    pub fn market_data(&self) -> &MarketData {
+        &self.market_data
+    }
+
+    /// Graceful shutdown: stop intake, drain, let the sequencer commit, drain projections.
+    pub async fn shutdown(self) -> Result<(), ShutdownError> {
+        let _ = self.shutdown.send(true);
+        let served = self.server.await;
+        if let Some(task) = self.metrics_server {
+            let _ = task.await;
+        }
+        // The sequencer stops once every handle is gone: this one, the server's (dropped with
+        // the server) and each WebSocket's (dropped as they close).
+        drop(self.sequencer);
+        let thread = self.sequencer_thread;
+        let journal = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|_| ShutdownError::Task("sequencer"))?
+            .map_err(|_| ShutdownError::Task("sequencer"))?;
+        for feed in self.feeds {
+            let _ = feed.await;
+        }
+        let projected = self
+            .projector
+            .await
+            .map_err(|_| ShutdownError::Task("projector"))?;
+        self.store.close().await;
+        journal?;
+        projected?;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(ShutdownError::Task("http server")),
+        }
+    }
+}

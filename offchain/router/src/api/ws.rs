@@ -1,0 +1,566 @@
+//! The WebSocket API (`/v1/ws`): public market-data channels, private wallet channels behind a
+//! signed challenge, resumption from a position with no gap, heartbeats, order entry, and an
+//! optional cancel-on-disconnect. The wire format is in docs/protocol.md ("WebSocket").
+//!
+//! Each connection has a bounded outbound queue drained by its own writer task; a consumer
+//! that lets it fill (or falls behind the feed's broadcast) is disconnected with the reason
+//! `slow_consumer`, so one slow client never slows the feed for the others.
+
+use super::error::{ApiCode, ApiError};
+use super::intake::{self, Kind, SignedBody};
+use super::limits::{quota, Slot};
+use super::rest::{parse_json, parse_owner};
+use super::Shared;
+use crate::marketdata::{Interval, Item, Position, PrivateChannel, Topic};
+use crate::model::{Command, Owner};
+use crate::verify::Signed;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use ed25519_dalek::{Signature, VerifyingKey};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+/// The 16-byte domain tag of the WebSocket authentication message.
+pub const AUTH_TAG: [u8; 16] = *b"\xffkestrel-auth--1";
+
+/// WebSocket settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsConfig {
+    /// Messages a connection's outbound queue holds before the client counts as slow.
+    pub queue: usize,
+    /// Interval of server pings.
+    pub ping_interval: Duration,
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            queue: 1_024,
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The bytes a wallet signs to authenticate a connection.
+pub fn auth_message(exchange: &[u8; 32], owner: &Owner, nonce: &[u8; 32]) -> [u8; 112] {
+    let mut out = [0u8; 112];
+    out[..16].copy_from_slice(&AUTH_TAG);
+    out[16..48].copy_from_slice(exchange);
+    out[48..80].copy_from_slice(owner);
+    out[80..].copy_from_slice(nonce);
+    out
+}
+
+/// `GET /v1/ws`: checks the per-IP connection limit, then upgrades.
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if *shared.shutdown.borrow() {
+        return ApiError::new(ApiCode::Unavailable, "shutting down").into_response();
+    }
+    let Some(slot) = shared.limits.ws_ip_slot(peer.ip()) else {
+        return ApiError::new(
+            ApiCode::TooManyConnections,
+            "too many connections from this address",
+        )
+        .into_response();
+    };
+    let max = shared.limits.config.ws_max_message_bytes;
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| run(shared, socket, slot))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Sub {
+    Book(u32),
+    Trades(u32),
+    Candles(u32, Interval),
+    Private(PrivateChannel),
+}
+
+impl Sub {
+    fn parse(name: &str) -> Option<Sub> {
+        if let Some(c) = PrivateChannel::ALL.into_iter().find(|c| c.name() == name) {
+            return Some(Sub::Private(c));
+        }
+        let mut parts = name.split(':');
+        let kind = parts.next()?;
+        let market: u32 = parts.next()?.parse().ok()?;
+        let sub = match (kind, parts.next()) {
+            ("book", None) => Sub::Book(market),
+            ("trades", None) => Sub::Trades(market),
+            ("candles", Some(i)) => Sub::Candles(market, Interval::parse(i)?),
+            _ => return None,
+        };
+        parts.next().is_none().then_some(sub)
+    }
+
+    fn market(self) -> Option<u32> {
+        match self {
+            Sub::Book(m) | Sub::Trades(m) | Sub::Candles(m, _) => Some(m),
+            Sub::Private(_) => None,
+        }
+    }
+
+    fn matches(self, topic: &Topic, owner: Option<&Owner>) -> bool {
+        match (self, topic) {
+            (Sub::Book(a), Topic::Book(b)) | (Sub::Trades(a), Topic::Trades(b)) => a == *b,
+            (Sub::Candles(a, i), Topic::Candles(b, j)) => a == *b && i == *j,
+            (Sub::Private(a), Topic::Private(b, owners)) => {
+                a == *b && owner.is_some_and(|o| owners.contains(o))
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum ClientMessage {
+    Ping,
+    Auth {
+        owner: String,
+        signature: String,
+    },
+    Subscribe {
+        channels: Vec<String>,
+        resume: Option<Position>,
+    },
+    Unsubscribe {
+        channels: Vec<String>,
+    },
+    Place(Request),
+    Cancel(Request),
+    CancelAll(Request),
+    Withdraw(Request),
+    CancelOnDisconnect {
+        message: Option<String>,
+        signature: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct Request {
+    id: Option<serde_json::Value>,
+    message: String,
+    signature: String,
+}
+
+/// The sending half: a bounded queue to the writer and a priority close request.
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Message>,
+    close: mpsc::Sender<(u16, &'static str)>,
+}
+
+impl Outbox {
+    /// Queues a message; a full queue closes the connection as a slow consumer.
+    fn send(&self, message: Message) -> bool {
+        match self.tx.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(1008, "slow_consumer");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn json(&self, value: serde_json::Value) -> bool {
+        self.send(Message::Text(value.to_string().into()))
+    }
+
+    fn error(&self, error: &ApiError) -> bool {
+        self.json(serde_json::json!({"type": "error", "error": error.to_json()}))
+    }
+
+    fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.close.try_send((code, reason));
+    }
+}
+
+async fn writer(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Message>,
+    mut close: mpsc::Receiver<(u16, &'static str)>,
+    timeout: Duration,
+) -> Option<&'static str> {
+    loop {
+        tokio::select! {
+            biased;
+            Some((code, reason)) = close.recv() => {
+                let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+                return Some(reason);
+            }
+            message = rx.recv() => {
+                let message = message?;
+                match tokio::time::timeout(timeout, sink.send(message)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return None,
+                    Err(_) => return Some("slow_consumer"),
+                }
+            }
+        }
+    }
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    out: Outbox,
+    nonce: [u8; 32],
+    owner: Option<Owner>,
+    user_slot: Option<Slot<Owner>>,
+    subs: HashMap<Sub, Position>,
+    cancel_on_disconnect: Option<Command>,
+    limiter: DefaultDirectRateLimiter,
+}
+
+async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
+    let config = shared.ws;
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(config.queue.max(1));
+    let (close_tx, close_rx) = mpsc::channel(1);
+    let mut writer = tokio::spawn(writer(sink, rx, close_rx, config.idle_timeout));
+    let out = Outbox {
+        tx,
+        close: close_tx,
+    };
+    let rate = shared.limits.config.ws_messages_per_sec;
+    let mut conn = Connection {
+        shared: shared.clone(),
+        out: out.clone(),
+        nonce: rand::random(),
+        owner: None,
+        user_slot: None,
+        subs: HashMap::new(),
+        cancel_on_disconnect: None,
+        limiter: RateLimiter::direct(quota(rate, rate)),
+    };
+    shared.metrics.ws_connections.inc();
+    let mut feed = shared.market_data.receiver();
+    let mut shutdown = shared.shutdown.clone();
+    let stop = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stop);
+    let mut ping = tokio::time::interval(config.ping_interval);
+    let mut last_seen = Instant::now();
+    out.json(serde_json::json!({"type": "challenge", "nonce": hex::encode(conn.nonce)}));
+    let mut writer_reason = None;
+    loop {
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(message)) => {
+                    last_seen = Instant::now();
+                    if !conn.on_message(message).await {
+                        break;
+                    }
+                }
+                _ => break,
+            },
+            batch = feed.recv() => match batch {
+                Ok(items) => conn.deliver(&items),
+                Err(RecvError::Lagged(_)) => {
+                    out.close(1008, "slow_consumer");
+                    break;
+                }
+                Err(RecvError::Closed) => {
+                    out.close(1001, "shutdown");
+                    break;
+                }
+            },
+            _ = ping.tick() => {
+                if last_seen.elapsed() > config.idle_timeout {
+                    out.close(1000, "idle_timeout");
+                    break;
+                }
+                out.send(Message::Ping(Default::default()));
+            }
+            () = &mut stop => {
+                out.close(1001, "shutdown");
+                break;
+            }
+            finished = &mut writer => {
+                writer_reason = finished.ok().flatten();
+                break;
+            }
+        }
+    }
+    if let Some(command) = conn.cancel_on_disconnect.take() {
+        let result = intake::verified(&shared, command).await;
+        tracing::info!(ok = result.is_ok(), "cancel on disconnect");
+    }
+    drop(conn);
+    drop(out);
+    if writer_reason.is_none() && !writer.is_finished() {
+        writer_reason = tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten();
+        writer.abort();
+    }
+    if let Some(reason) = writer_reason {
+        shared.metrics.ws_closed.with_label_values(&[reason]).inc();
+    }
+    shared.metrics.ws_connections.dec();
+    drop(ip_slot);
+}
+
+impl Connection {
+    /// Handles one client message; false ends the connection.
+    async fn on_message(&mut self, message: Message) -> bool {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return self
+                    .out
+                    .error(&ApiError::new(ApiCode::InvalidRequest, "send JSON text"));
+            }
+            Message::Close(_) => return false,
+            Message::Ping(_) | Message::Pong(_) => return true,
+        };
+        if self.limiter.check().is_err() {
+            self.shared
+                .metrics
+                .rate_limited
+                .with_label_values(&["ws"])
+                .inc();
+            return self.out.error(&ApiError::new(
+                ApiCode::RateLimited,
+                "too many messages on this connection",
+            ));
+        }
+        let message: ClientMessage = match parse_json(text.as_bytes()) {
+            Ok(m) => m,
+            Err(e) => return self.out.error(&e),
+        };
+        let result = match message {
+            ClientMessage::Ping => Ok(self.out.json(serde_json::json!({"type": "pong"}))),
+            ClientMessage::Auth { owner, signature } => self.auth(&owner, &signature),
+            ClientMessage::Subscribe { channels, resume } => self.subscribe(&channels, resume),
+            ClientMessage::Unsubscribe { channels } => {
+                for name in &channels {
+                    if let Some(sub) = Sub::parse(name) {
+                        self.subs.remove(&sub);
+                    }
+                }
+                Ok(self
+                    .out
+                    .json(serde_json::json!({"type": "unsubscribed", "channels": channels})))
+            }
+            ClientMessage::Place(r) => Ok(self.submit(Kind::Place, r)),
+            ClientMessage::Cancel(r) => Ok(self.submit(Kind::Cancel, r)),
+            ClientMessage::CancelAll(r) => Ok(self.submit(Kind::CancelAll, r)),
+            ClientMessage::Withdraw(r) => Ok(self.submit(Kind::Withdraw, r)),
+            ClientMessage::CancelOnDisconnect { message, signature } => {
+                self.arm_cancel(message, signature).await
+            }
+        };
+        match result {
+            Ok(open) => open,
+            Err(e) => self.out.error(&e),
+        }
+    }
+
+    fn auth(&mut self, owner: &str, signature: &str) -> Result<bool, ApiError> {
+        if self.owner.is_some() {
+            return Err(ApiError::new(
+                ApiCode::InvalidRequest,
+                "already authenticated",
+            ));
+        }
+        let owner = parse_owner(owner)?;
+        let failed = || ApiError::new(ApiCode::Unauthorized, "authentication failed");
+        let signature: [u8; 64] = hex::decode(signature)
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(failed)?;
+        let message = auth_message(&self.shared.rules.exchange.to_bytes(), &owner, &self.nonce);
+        VerifyingKey::from_bytes(&owner)
+            .and_then(|key| key.verify_strict(&message, &Signature::from_bytes(&signature)))
+            .map_err(|_| failed())?;
+        let slot = self.shared.limits.ws_user_slot(owner).ok_or_else(|| {
+            ApiError::new(
+                ApiCode::TooManyConnections,
+                "too many connections for this wallet",
+            )
+        })?;
+        self.owner = Some(owner);
+        self.user_slot = Some(slot);
+        Ok(self
+            .out
+            .json(serde_json::json!({"type": "authenticated", "owner": hex::encode(owner)})))
+    }
+
+    fn subscribe(
+        &mut self,
+        channels: &[String],
+        resume: Option<Position>,
+    ) -> Result<bool, ApiError> {
+        let mut subs = Vec::with_capacity(channels.len());
+        for name in channels {
+            let sub = Sub::parse(name).ok_or_else(|| {
+                ApiError::new(ApiCode::InvalidRequest, format!("unknown channel {name}"))
+            })?;
+            if let Some(m) = sub.market() {
+                if !self.shared.rules.markets.iter().any(|s| s.index == m) {
+                    return Err(ApiError::reject(crate::reject::Reject::UnknownMarket, None));
+                }
+            }
+            if matches!(sub, Sub::Private(_)) && self.owner.is_none() {
+                return Err(ApiError::new(
+                    ApiCode::Unauthorized,
+                    "private channels need auth",
+                ));
+            }
+            subs.push(sub);
+        }
+        let books: Vec<u32> = subs
+            .iter()
+            .filter_map(|s| match s {
+                Sub::Book(m) => Some(*m),
+                _ => None,
+            })
+            .collect();
+        let attach = self.shared.market_data.attach(resume, &books);
+        let mut open = self.out.json(serde_json::json!({
+            "type": "subscribed",
+            "channels": channels,
+            "position": attach.position,
+        }));
+        let snapshots = match (resume, attach.replay) {
+            (Some(_), Some(items)) => {
+                for item in &items {
+                    if open
+                        && subs
+                            .iter()
+                            .any(|s| s.matches(&item.topic, self.owner.as_ref()))
+                    {
+                        open = self.out.send(Message::Text(item.text.clone()));
+                    }
+                }
+                false
+            }
+            (Some(_), None) => {
+                open = open
+                    && self.out.json(serde_json::json!({
+                        "type": "resync",
+                        "reason": "resume_position_too_old",
+                        "position": attach.position,
+                    }));
+                true
+            }
+            (None, _) => true,
+        };
+        if snapshots {
+            for book in &attach.books {
+                open = open
+                    && self.out.json(serde_json::json!({
+                        "type": "snapshot",
+                        "channel": format!("book:{}", book.market),
+                        "data": book,
+                    }));
+            }
+        }
+        for sub in subs {
+            self.subs.insert(sub, attach.position);
+        }
+        Ok(open)
+    }
+
+    fn submit(&self, kind: Kind, request: Request) -> bool {
+        let shared = self.shared.clone();
+        let out = self.out.clone();
+        tokio::spawn(async move {
+            let body = SignedBody {
+                message: request.message,
+                signature: request.signature,
+            };
+            let reply = match intake::submit(&shared, kind, &body).await {
+                Ok(result) => serde_json::json!({
+                    "type": "result", "id": request.id, "ok": true, "result": result,
+                }),
+                Err(error) => serde_json::json!({
+                    "type": "result", "id": request.id, "ok": false, "error": error.to_json(),
+                }),
+            };
+            out.json(reply);
+        });
+        true
+    }
+
+    async fn arm_cancel(
+        &mut self,
+        message: Option<String>,
+        signature: Option<String>,
+    ) -> Result<bool, ApiError> {
+        let owner = self.owner.ok_or_else(|| {
+            ApiError::new(ApiCode::Unauthorized, "cancel-on-disconnect needs auth")
+        })?;
+        let (Some(message), Some(signature)) = (message, signature) else {
+            self.cancel_on_disconnect = None;
+            return Ok(self
+                .out
+                .json(serde_json::json!({"type": "cancel_on_disconnect", "armed": false})));
+        };
+        let signed = intake::parse(Kind::CancelAll, &SignedBody { message, signature })?;
+        let Signed::CancelAll(bytes, sig) = signed else {
+            return Err(ApiError::new(
+                ApiCode::InvalidRequest,
+                "expected a cancel-all",
+            ));
+        };
+        let command = self
+            .shared
+            .pool
+            .verify(Signed::CancelAll(bytes, sig))
+            .await
+            .map_err(|_| ApiError::new(ApiCode::Unavailable, "shutting down"))?
+            .map_err(|r| ApiError::reject(r, None))?;
+        match &command {
+            Command::CancelAll(c) if c.owner.to_bytes() == owner => {}
+            _ => {
+                return Err(ApiError::new(
+                    ApiCode::Unauthorized,
+                    "the cancel-all must be signed by the authenticated wallet",
+                ))
+            }
+        }
+        self.cancel_on_disconnect = Some(command);
+        Ok(self
+            .out
+            .json(serde_json::json!({"type": "cancel_on_disconnect", "armed": true})))
+    }
+
+    /// Sends the items of a live batch this connection subscribed to.
+    fn deliver(&self, items: &Arc<[Item]>) {
+        let owner = self.owner.as_ref();
+        for item in items.iter() {
+            let wanted = self
+                .subs
+                .iter()
+                .any(|(sub, start)| item.position > *start && sub.matches(&item.topic, owner));
+            if wanted && !self.out.send(Message::Text(item.text.clone())) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The API over real HTTP and WebSocket on loopback: order entry, every rejection class,
+//! hostile input, reads from the projections, the OpenAPI document, limits, and the WebSocket
+//! feed (auth, resume, slow consumers, cancel-on-disconnect).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
+mod rest;
+mod support;
+mod ws;
