@@ -6,9 +6,11 @@
 //! store, market data, user channels, the settlement outbox) is a projection of the
 //! [`model::Event`] stream it emits.
 
+pub mod api;
 pub mod codec;
 pub mod ledger;
 pub mod market;
+pub mod marketdata;
 pub mod model;
 pub mod reject;
 pub mod sequencer;
