@@ -79,19 +79,19 @@ fn wide_config() -> MarketConfig {
 }
 
 fn op() -> impl Strategy<Value = (Op, u8)> {
-    ops(95, 105, 88, 112)
+    ops(95, 105, 88, 112, 3)
 }
 
 fn wide_op() -> impl Strategy<Value = (Op, u8)> {
-    ops(30, 170, 15, 185)
+    ops(30, 170, 15, 185, 40)
 }
 
-fn ops(lo: u64, hi: u64, wide_lo: u64, wide_hi: u64) -> impl Strategy<Value = (Op, u8)> {
+fn ops(lo: u64, hi: u64, wide_lo: u64, wide_hi: u64, users: u8) -> impl Strategy<Value = (Op, u8)> {
     let price = prop_oneof![10 => lo..=hi, 1 => wide_lo..=wide_hi];
     let size = prop_oneof![10 => 1u64..=10, 1 => 0u64..=11];
     let kind = prop_oneof![6 => Just(0u8), 4 => 1u8..6];
     let place = (
-        0u8..3,
+        0u8..users,
         any::<bool>(),
         price.clone(),
         size.clone(),
@@ -114,10 +114,10 @@ fn ops(lo: u64, hi: u64, wide_lo: u64, wide_hi: u64) -> impl Strategy<Value = (O
         );
     let op = prop_oneof![
         8 => place,
-        2 => (0u8..3, 1u64..8).prop_map(|(user, back)| Op::Cancel { user, back }),
-        1 => (0u8..3, 0u8..4).prop_map(|(user, cid)| Op::CancelCid { user, cid }),
-        1 => (0u8..3, 0u8..3).prop_map(|(user, side)| Op::CancelAll { user, side }),
-        3 => (0u8..3, 1u64..8, proptest::option::of(price), size, 0u8..12)
+        2 => (0u8..users, 1u64..8).prop_map(|(user, back)| Op::Cancel { user, back }),
+        1 => (0u8..users, 0u8..4).prop_map(|(user, cid)| Op::CancelCid { user, cid }),
+        1 => (0u8..users, 0u8..3).prop_map(|(user, side)| Op::CancelAll { user, side }),
+        3 => (0u8..users, 1u64..8, proptest::option::of(price), size, 0u8..12)
             .prop_map(|(user, back, price, size, expiry)| Op::Replace { user, back, price, size, expiry }),
         1 => Just(Op::Tick),
     ];

@@ -10,8 +10,9 @@
 //! * An order-id index, a client-order-id index and a user index (hash maps reserved up front).
 //!
 //! Nothing here allocates after construction as long as at most `max_orders` orders rest and
-//! at most 65,536 users (and client order ids) are resting at once; beyond that the user
-//! tables grow to the new high-water mark once, and stay there.
+//! the user index (live users plus up to `max_orders / 8` idle ones, at most 65,536 idle) and
+//! the client-order-id index stay within 65,536 entries; beyond that they grow once to the new
+//! high-water mark and stay there.
 //! Slab indexes are `u32`; `NIL` marks the end of a list. All slab indexing is by indexes the
 //! book itself handed out, so it cannot go out of bounds.
 
@@ -73,6 +74,8 @@ struct UserEntry {
     head: u32,
     tail: u32,
     count: u32,
+    /// In the user index: live (count > 0) or idle (count 0, kept for reuse).
+    mapped: bool,
 }
 
 /// What the engine hands to [`Book::insert`].
@@ -115,6 +118,11 @@ pub(crate) struct Book {
     users: HashMap<UserId, u32, KeyedBuild>,
     user_entries: Vec<UserEntry>,
     free_user: u32,
+    /// Users with no resting order still in the index, so that a user who comes back does
+    /// not cost an index insert and remove per order.
+    idle_users: u32,
+    /// Idle users beyond this many are swept out of the index.
+    idle_limit: u32,
     expiry: ExpiryHeap,
     len: u32,
 }
@@ -139,6 +147,8 @@ impl Book {
             users: HashMap::default(),
             user_entries: Vec::new(),
             free_user: NIL,
+            idle_users: 0,
+            idle_limit: (capacity / 8).clamp(8, 1 << 16),
             expiry: ExpiryHeap::with_capacity(0),
             len: 0,
         };
@@ -153,10 +163,12 @@ impl Book {
         book.levels.try_reserve_exact(levels)?;
         book.bids.try_reserve_exact(levels)?;
         book.asks.try_reserve_exact(levels)?;
-        book.user_entries.try_reserve_exact(n.min(USER_RESERVE))?;
+        let idle = book.idle_limit as usize;
+        book.user_entries
+            .try_reserve_exact(n.min(USER_RESERVE).saturating_add(idle).saturating_add(1))?;
         book.index.try_reserve(maps)?;
         book.client_index.try_reserve(keyed)?;
-        book.users.try_reserve(keyed)?;
+        book.users.try_reserve(keyed.saturating_add(idle))?;
         book.expiry.try_reserve(n)?;
         Ok(book)
     }
@@ -344,6 +356,9 @@ impl Book {
             }
         }
         if let Some(&u) = self.users.get(&user) {
+            if self.user_entries[u as usize].count == 0 {
+                self.idle_users = self.idle_users.saturating_sub(1);
+            }
             return u;
         }
         let entry = UserEntry {
@@ -351,6 +366,7 @@ impl Book {
             head: NIL,
             tail: NIL,
             count: 0,
+            mapped: true,
         };
         let u = if self.free_user == NIL {
             self.user_entries.push(entry);
@@ -528,16 +544,29 @@ impl Book {
             self.client_index.remove(&(node.user, cid));
         }
         if entry.count == 0 {
-            let key = entry.key;
-            entry.head = self.free_user;
-            self.free_user = node.user;
-            self.users.remove(&key);
+            self.idle_users = self.idle_users.saturating_add(1);
+            if self.idle_users > self.idle_limit {
+                self.sweep_idle_users();
+            }
         }
         self.index.remove(&node.id);
         self.orders[slot as usize].next = self.free_order;
         self.free_order = slot;
         self.len = self.len.saturating_sub(1);
         (node, dropped)
+    }
+
+    /// Drops every idle user from the index and frees their entries.
+    fn sweep_idle_users(&mut self) {
+        for (u, entry) in self.user_entries.iter_mut().enumerate() {
+            if entry.mapped && entry.count == 0 {
+                self.users.remove(&entry.key);
+                entry.mapped = false;
+                entry.head = self.free_user;
+                self.free_user = u as u32;
+            }
+        }
+        self.idle_users = 0;
     }
 
     /// Reduces a resting order's remaining size by `by` (at most its remaining size), keeping
