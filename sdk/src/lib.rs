@@ -1,0 +1,45 @@
+//! Kestrel's Rust SDK.
+//!
+//! - [`protocol`]: the signed message types, re-exported from the program crate, which owns
+//!   their canonical bytes (`docs/protocol.md`).
+//! - [`order`]: an order builder: `OrderBuilder::limit(0).buy().price(100).size(5).post_only()`.
+//! - [`signer`]: a signer abstraction (a Solana keypair today; hardware or remote signers
+//!   implement the same trait).
+//! - [`nonce`]: strictly increasing order nonces.
+//! - [`deployment`]: a deployment's addresses (PDAs) and the program's instructions.
+//! - [`settle`]: settlement transactions — the Ed25519 precompile instruction and the settle
+//!   instruction — with their exact wire size, for the relayer's batcher.
+//!
+//! Nothing here panics: every fallible step returns [`Error`].
+
+pub mod deployment;
+pub mod nonce;
+pub mod order;
+pub mod settle;
+pub mod signer;
+
+/// The signed message types and their canonical encodings.
+pub mod protocol {
+    pub use kestrel::encoding::*;
+}
+
+pub use deployment::Deployment;
+pub use order::OrderBuilder;
+pub use signer::OrderSigner;
+
+/// SDK errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The order builder is missing a field.
+    #[error("order is missing its {0}")]
+    Incomplete(&'static str),
+    /// An asset index is not in the deployment's asset table.
+    #[error("unknown asset {0}")]
+    UnknownAsset(u8),
+    /// A settlement batch is malformed (empty, too many orders or fills, bad references).
+    #[error("invalid settlement batch: {0}")]
+    InvalidBatch(&'static str),
+    /// Building an instruction failed.
+    #[error("instruction: {0}")]
+    Instruction(String),
+}
