@@ -2,7 +2,7 @@
 //!
 //! The router journals every command before it applies it and acknowledges a client only once
 //! the command is durable ([`JournalWriter::durable_seq`]). Records are length- and
-//! CRC32C-framed ([`format`]); commits are grouped: a commit writes and `fdatasync`s everything
+//! CRC32C-framed ([`mod@format`]); commits are grouped: a commit writes and `fdatasync`s everything
 //! appended since the last one, and [`JournalWriter::commit_if_due`] commits once
 //! `group_max_records` are pending or the oldest pending record has waited `group_window`.
 //! Segments rotate at `segment_bytes`. [`JournalWriter::snapshot`] writes an engine snapshot
