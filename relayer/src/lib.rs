@@ -1,0 +1,4 @@
+//! Kestrel relayer: settlement batcher and submitter, chain listeners, reconciliation and the
+//! chain adapters they run against.
+
+pub mod embedded;
