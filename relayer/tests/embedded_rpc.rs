@@ -12,21 +12,25 @@ use kestrel_relayer::embedded::{Config, EmbeddedChain};
 use serde_json::{json, Value};
 use solana_client::client_error::ClientErrorKind;
 use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_client::rpc_client::GetConfirmedSignaturesForAddress2Config;
 use solana_client::rpc_config::{
-    RpcAccountInfoConfig, RpcProgramAccountsConfig, RpcSendTransactionConfig,
+    RpcAccountInfoConfig, RpcProgramAccountsConfig, RpcSendTransactionConfig, RpcTransactionConfig,
 };
 use solana_client::rpc_filter::{Memcmp, RpcFilterType};
 use solana_client::rpc_request::{RpcError, RpcRequest, RpcResponseErrorData};
+use solana_client::rpc_response::RpcConfirmedTransactionStatusWithSignature;
 use solana_sdk::account::Account;
 use solana_sdk::hash::Hash;
 use solana_sdk::instruction::{Instruction, InstructionError};
+use solana_sdk::message::v0;
+use solana_sdk::message::{AddressLookupTableAccount, VersionedMessage};
 use solana_sdk::native_token::LAMPORTS_PER_SOL;
 use solana_sdk::program_pack::Pack;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature, Signer};
-use solana_sdk::transaction::{Transaction, TransactionError};
+use solana_sdk::transaction::{Transaction, TransactionError, VersionedTransaction};
 use solana_transaction_status::{
-    EncodedTransaction, TransactionConfirmationStatus, UiTransactionEncoding,
+    EncodedTransaction, TransactionConfirmationStatus, UiLoadedAddresses, UiTransactionEncoding,
 };
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -454,6 +458,131 @@ async fn failing_transaction_reports_its_error_and_simulation_commits_nothing() 
         .unwrap()
         .value
         .is_none());
+    chain.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v0_transaction_with_a_lookup_table_and_paged_history() {
+    let (chain, client) = start().await;
+    let payer = funded(&client, 10).await;
+    let recipients: Vec<Pubkey> = (0..3).map(|_| Pubkey::new_unique()).collect();
+    let recent_slot = client.get_slot().await.unwrap() - 1;
+    let (create, table) = solana_address_lookup_table_interface::instruction::create_lookup_table(
+        payer.pubkey(),
+        payer.pubkey(),
+        recent_slot,
+    );
+    let extend = solana_address_lookup_table_interface::instruction::extend_lookup_table(
+        table,
+        payer.pubkey(),
+        Some(payer.pubkey()),
+        recipients.clone(),
+    );
+    send(&client, &[create, extend], &[&payer]).await;
+    // Addresses added to a table are usable from the next slot on.
+    let extended_at = client.get_slot().await.unwrap();
+    while client.get_slot().await.unwrap() <= extended_at {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut signatures = Vec::new();
+    for recipient in &recipients {
+        let transfer = solana_system_interface::instruction::transfer(
+            &payer.pubkey(),
+            recipient,
+            LAMPORTS_PER_SOL,
+        );
+        let blockhash = client.get_latest_blockhash().await.unwrap();
+        let message = v0::Message::try_compile(
+            &payer.pubkey(),
+            &[transfer],
+            &[AddressLookupTableAccount {
+                key: table,
+                addresses: recipients.clone(),
+            }],
+            blockhash,
+        )
+        .unwrap();
+        let tx = VersionedTransaction::try_new(VersionedMessage::V0(message), &[&payer]).unwrap();
+        signatures.push(client.send_and_confirm_transaction(&tx).await.unwrap());
+    }
+    for recipient in &recipients {
+        assert_eq!(
+            client.get_balance(recipient).await.unwrap(),
+            LAMPORTS_PER_SOL
+        );
+    }
+
+    // A v0 transaction needs the client to accept version 0.
+    let config = |max_supported_transaction_version| RpcTransactionConfig {
+        encoding: Some(UiTransactionEncoding::Base64),
+        max_supported_transaction_version,
+        ..RpcTransactionConfig::default()
+    };
+    let legacy_only = client
+        .get_transaction_with_config(&signatures[0], config(None))
+        .await
+        .unwrap_err();
+    assert_eq!(rpc_error(&legacy_only).0, -32015);
+    let tx = client
+        .get_transaction_with_config(&signatures[0], config(Some(0)))
+        .await
+        .unwrap();
+    let meta = tx.transaction.meta.unwrap();
+    let loaded: Option<UiLoadedAddresses> = meta.loaded_addresses.into();
+    assert_eq!(loaded.unwrap().writable, vec![recipients[0].to_string()]);
+    // Static keys (payer, system program), then the loaded recipient.
+    assert_eq!(meta.pre_balances.len(), 3);
+    assert_eq!(meta.pre_balances[2], 0);
+    assert_eq!(meta.post_balances[2], LAMPORTS_PER_SOL);
+    let decoded = tx.transaction.transaction.decode().unwrap();
+    assert!(matches!(decoded.message, VersionedMessage::V0(_)));
+
+    // The recipient's history holds its transaction, found through the lookup table.
+    let history = client
+        .get_signatures_for_address(&recipients[1])
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].signature, signatures[1].to_string());
+
+    // The payer's history, newest first, paged with `before` and `until`.
+    let page = |before, until, limit| GetConfirmedSignaturesForAddress2Config {
+        before,
+        until,
+        limit: Some(limit),
+        ..GetConfirmedSignaturesForAddress2Config::default()
+    };
+    let names = |found: Vec<RpcConfirmedTransactionStatusWithSignature>| {
+        found
+            .into_iter()
+            .map(|status| status.signature)
+            .collect::<Vec<_>>()
+    };
+    let newest = client
+        .get_signatures_for_address_with_config(&payer.pubkey(), page(None, None, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(newest),
+        vec![signatures[2].to_string(), signatures[1].to_string()]
+    );
+    let older = client
+        .get_signatures_for_address_with_config(&payer.pubkey(), page(Some(signatures[1]), None, 1))
+        .await
+        .unwrap();
+    assert_eq!(names(older), vec![signatures[0].to_string()]);
+    let until = client
+        .get_signatures_for_address_with_config(
+            &payer.pubkey(),
+            page(None, Some(signatures[0]), 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        names(until),
+        vec![signatures[2].to_string(), signatures[1].to_string()]
+    );
     chain.shutdown().await.unwrap();
 }
 
