@@ -206,7 +206,7 @@ async fn writer(
             biased;
             Some((code, reason)) = close.recv() => {
                 let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(Message::Close(Some(frame)))).await;
                 return Some(reason);
             }
             message = rx.recv() => {
@@ -320,6 +320,17 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
     if let Some(reason) = writer_reason {
         shared.metrics.ws_closed.with_label_values(&[reason]).inc();
     }
+    // Read on until the client answers our close frame (or 2 s pass): closing a socket with
+    // unread input makes the kernel send a reset, which can discard the close frame (and its
+    // reason) before the client reads it.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     shared.metrics.ws_connections.dec();
     drop(ip_slot);
 }

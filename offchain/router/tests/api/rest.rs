@@ -98,13 +98,21 @@ async fn crossing_orders_fill_and_every_read_shows_it() {
         "{businesses:?}"
     );
 
-    let (_, trades) = t.get("/v1/markets/0/trades").await;
+    let trades = t
+        .eventually("/v1/markets/0/trades", |b| {
+            b.as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
     assert_eq!(trades[0]["price_ticks"], 1_500);
     assert!(
         trades[0].get("maker").is_none(),
         "public trades name no wallet"
     );
-    let (_, candles) = t.get("/v1/markets/0/candles?interval=1m").await;
+    let candles = t
+        .eventually("/v1/markets/0/candles?interval=1m", |b| {
+            b.as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
     assert_eq!(
         (
             candles[0]["open"].as_u64(),
@@ -112,7 +120,11 @@ async fn crossing_orders_fill_and_every_read_shows_it() {
         ),
         (Some(1_500), Some(10))
     );
-    let (_, book) = t.get("/v1/markets/0/book").await;
+    let book = t
+        .eventually("/v1/markets/0/book", |b| {
+            b["market_seq"].as_u64().is_some_and(|s| s >= 2)
+        })
+        .await;
     assert_eq!(
         (book["bids"].clone(), book["asks"].clone()),
         (json!([]), json!([]))
@@ -150,7 +162,12 @@ async fn resting_order_shows_in_book_and_cancels() {
             .0,
         200
     );
-    let (_, book) = t.get("/v1/markets/0/book?depth=10").await;
+    let book = t
+        .eventually("/v1/markets/0/book?depth=10", |b| {
+            b["asks"].as_array().is_some_and(|a| !a.is_empty())
+                && b["bids"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
     assert_eq!(
         book["asks"],
         json!([{"price_ticks": 1600, "size_lots": 5, "orders": 1}])
@@ -550,7 +567,11 @@ async fn metrics_are_served_and_restart_recovers_the_book() {
     let TestApi { api, dir, .. } = t;
     api.shutdown().await.unwrap();
     let t = TestApi::start_in(dir, config).await;
-    let (_, book) = t.get("/v1/markets/0/book").await;
+    let book = t
+        .eventually("/v1/markets/0/book", |b| {
+            b["asks"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
     assert_eq!(
         book["asks"],
         json!([{"price_ticks": 1550, "size_lots": 3, "orders": 1}])
