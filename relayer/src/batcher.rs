@@ -176,7 +176,9 @@ impl Packer<'_> {
         if compute > self.limits.max_compute_units {
             return Ok(None);
         }
-        let instructions = self.deployment.settle_instructions(&self.operator, &batch)?;
+        let instructions = self
+            .deployment
+            .settle_instructions(&self.operator, &batch)?;
         let bytes = transaction_size(&instructions, &self.operator);
         let accounts = Message::new(&instructions, Some(&self.operator))
             .account_keys

@@ -1,4 +1,5 @@
 //! Kestrel relayer: settlement batcher and submitter, chain listeners, reconciliation and the
 //! chain adapters they run against.
 
+pub mod batcher;
 pub mod embedded;

@@ -12,6 +12,7 @@
 //!
 //! Nothing here panics: every fallible step returns [`Error`].
 
+pub mod admin;
 pub mod deployment;
 pub mod nonce;
 pub mod order;
