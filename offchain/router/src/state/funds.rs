@@ -1,0 +1,142 @@
+//! Funds in and out: deposits observed on-chain, withdrawal holds and their outcome.
+
+use super::{neg, PendingWithdrawal, State};
+use crate::ledger::Change;
+use crate::model::{Business, Event, Owner, Seq, WithdrawalStatus};
+use crate::reject::Reject;
+use kestrel::encoding::WithdrawRequest;
+
+impl State {
+    pub(super) fn deposit(
+        &mut self,
+        owner: &Owner,
+        asset: u8,
+        amount: u64,
+        tx: &[u8; 64],
+        ix_index: u16,
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        if amount == 0 || usize::from(asset) >= self.rules.assets.len() {
+            return Err((*owner, Reject::InvalidAmount));
+        }
+        if self.deposits.contains(&(*tx, ix_index)) {
+            return Ok(());
+        }
+        let id = format!("{}:{}", hex::encode(tx), ix_index);
+        self.ledger
+            .change(
+                owner,
+                asset,
+                Change::new(Business::Deposit, id, i128::from(amount), 0),
+                out,
+            )
+            .map_err(|_| (*owner, Reject::InvalidAmount))?;
+        self.deposits.insert((*tx, ix_index));
+        out.push(Event::DepositCredited {
+            owner: *owner,
+            asset,
+            amount,
+            tx: hex::encode(tx),
+            ix_index,
+        });
+        Ok(())
+    }
+
+    pub(super) fn withdraw(
+        &mut self,
+        seq: Seq,
+        now_ms: u64,
+        w: &WithdrawRequest,
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        let owner = w.owner.to_bytes();
+        self.check_signed_expiry(w.expiry, now_ms)
+            .map_err(|(_, r)| (owner, r))?;
+        self.check_exchange(&w.exchange)
+            .map_err(|(_, r)| (owner, r))?;
+        let asset = self
+            .rules
+            .assets
+            .iter()
+            .position(|mint| *mint == w.mint)
+            .and_then(|i| u8::try_from(i).ok())
+            .ok_or((owner, Reject::InvalidAmount))?;
+        if w.amount == 0 {
+            return Err((owner, Reject::InvalidAmount));
+        }
+        if !self
+            .owners
+            .entry(owner)
+            .or_default()
+            .used_withdrawal_nonces
+            .insert(w.nonce)
+        {
+            return Err((owner, Reject::NonceReused));
+        }
+        let amount = i128::from(w.amount);
+        self.ledger
+            .change(
+                &owner,
+                asset,
+                Change::new(
+                    Business::WithdrawalHold,
+                    seq.to_string(),
+                    neg(w.amount),
+                    amount,
+                ),
+                out,
+            )
+            .map_err(|_| (owner, Reject::InsufficientBalance))?;
+        self.withdrawals.insert(
+            seq,
+            PendingWithdrawal {
+                owner,
+                asset,
+                amount: w.amount,
+            },
+        );
+        out.push(Event::Withdrawal {
+            id: seq,
+            owner,
+            asset,
+            amount: w.amount,
+            status: WithdrawalStatus::Pending,
+        });
+        Ok(())
+    }
+
+    pub(super) fn finish_withdrawal(
+        &mut self,
+        id: Seq,
+        confirmed: bool,
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        let w = self
+            .withdrawals
+            .remove(&id)
+            .ok_or(([0; 32], Reject::UnknownOrder))?;
+        let amount = i128::from(w.amount);
+        let (business, available, status) = if confirmed {
+            (Business::WithdrawalPaid, 0, WithdrawalStatus::Confirmed)
+        } else {
+            (
+                Business::WithdrawalRelease,
+                amount,
+                WithdrawalStatus::Failed,
+            )
+        };
+        let change = Change::new(business, id.to_string(), available, neg(w.amount));
+        if self.ledger.change(&w.owner, w.asset, change, out).is_err() {
+            self.withdrawals.insert(id, w);
+            return Err((w.owner, Reject::InsufficientBalance));
+        }
+        out.push(Event::Withdrawal {
+            id,
+            owner: w.owner,
+            asset: w.asset,
+            amount: w.amount,
+            status,
+        });
+        Ok(())
+    }
+}

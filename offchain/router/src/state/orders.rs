@@ -1,0 +1,256 @@
+//! Orders: place (hold → match), cancel, cancel-all, and the on-chain cancel floor.
+
+use super::{neg, OpenOrder, State};
+use crate::ledger::Change;
+use crate::model::{Business, Event, Owner, Seq};
+use crate::reject::Reject;
+use kestrel::encoding::{CancelAll, CancelSide, Order, OrderType, SelfTrade, Side};
+use kestrel_matcher as m;
+
+impl State {
+    pub(super) fn place(
+        &mut self,
+        seq: Seq,
+        now_ms: u64,
+        order: &Order,
+        signature: &[u8; 64],
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        let owner = order.owner.to_bytes();
+        let fail = |reason| (owner, reason);
+        if order.exchange != self.rules.exchange {
+            return Err(fail(Reject::WrongExchange));
+        }
+        let spec = *self
+            .market(order.market_index)
+            .ok_or(fail(Reject::UnknownMarket))?;
+        let owner_state = self.owners.entry(owner).or_default();
+        if order.nonce < owner_state.floor {
+            return Err(fail(Reject::NonceCancelled));
+        }
+        if !owner_state.used_nonces.insert(order.nonce) {
+            return Err(fail(Reject::NonceReused));
+        }
+        let open = owner_state.open.len();
+        let now_s = now_ms / 1000;
+        let engine_expiry = match u64::try_from(order.expiry) {
+            Ok(0) => 0,
+            Ok(expiry) => {
+                let effective = expiry.saturating_sub(self.rules.expiry_margin_secs);
+                if effective <= now_s {
+                    return Err(fail(Reject::Expired));
+                }
+                if expiry > now_s.saturating_add(self.rules.max_expiry_horizon_secs) {
+                    return Err(fail(Reject::ExpiryTooFar));
+                }
+                effective
+            }
+            Err(_) => return Err(fail(Reject::Expired)),
+        };
+        if order.price_ticks < spec.min_price_ticks || order.price_ticks > spec.max_price_ticks {
+            return Err(fail(Reject::PriceOutOfRange));
+        }
+        if order.size_lots < spec.min_size_lots || order.size_lots > spec.max_size_lots {
+            return Err(fail(Reject::SizeOutOfRange));
+        }
+        if open >= self.rules.max_open_orders as usize {
+            return Err(fail(Reject::TooManyOpenOrders));
+        }
+        spec.notional(order.price_ticks, order.size_lots)
+            .ok_or(fail(Reject::NotionalOverflow))?;
+        let (hold_asset, hold) = match order.side {
+            Side::Buy => (
+                spec.quote_asset,
+                spec.buy_hold(order.price_ticks, order.size_lots)
+                    .ok_or(fail(Reject::NotionalOverflow))?,
+            ),
+            Side::Sell => (
+                spec.base_asset,
+                spec.base_atoms(order.size_lots)
+                    .ok_or(fail(Reject::NotionalOverflow))?,
+            ),
+        };
+        let order_id = seq;
+        self.ledger
+            .change(
+                &owner,
+                hold_asset,
+                Change::new(
+                    Business::OrderHold,
+                    order_id.to_string(),
+                    neg(hold),
+                    i128::from(hold),
+                ),
+                out,
+            )
+            .map_err(|_| fail(Reject::InsufficientBalance))?;
+        self.pending_accept = Some(Event::OrderAccepted {
+            order_id,
+            market: order.market_index,
+            owner,
+            side: order.side as u8,
+            price_ticks: order.price_ticks,
+            size_lots: order.size_lots,
+            nonce: order.nonce,
+            expiry: order.expiry,
+            client_order_id: order.client_order_id,
+            order_type: order.order_type as u8,
+            signed: hex::encode(order.encode()),
+            signature: hex::encode(signature),
+        });
+        self.orders.insert(
+            order_id,
+            OpenOrder {
+                market: order.market_index,
+                owner,
+                side: order.side,
+                price: order.price_ticks,
+                nonce: order.nonce,
+                remaining: order.size_lots,
+                held: hold,
+            },
+        );
+        self.owners
+            .entry(owner)
+            .or_default()
+            .open
+            .insert(order.nonce, order_id);
+        let command = m::Command::Place(m::PlaceOrder {
+            order_id: m::OrderId(order_id),
+            user: m::UserId(owner),
+            client_order_id: (order.client_order_id != 0)
+                .then_some(m::ClientOrderId(order.client_order_id)),
+            side: engine_side(order.side),
+            price: m::Ticks(order.price_ticks),
+            size: m::Lots(order.size_lots),
+            order_type: engine_order_type(order.order_type),
+            self_trade: engine_self_trade(order.self_trade),
+            nonce: order.nonce,
+            expiry: engine_expiry,
+        });
+        self.run_engine(order.market_index, now_ms, &command, out);
+        self.pending_accept = None;
+        Ok(())
+    }
+
+    pub(super) fn cancel_one(
+        &mut self,
+        now_ms: u64,
+        owner: &Owner,
+        market: u32,
+        nonce: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        let order_id = self
+            .owners
+            .get(owner)
+            .and_then(|o| o.open.get(&nonce))
+            .copied()
+            .filter(|id| self.orders.get(id).is_some_and(|o| o.market == market))
+            .ok_or((*owner, Reject::UnknownOrder))?;
+        let command = m::Command::Cancel {
+            user: m::UserId(*owner),
+            target: m::CancelTarget::OrderId(m::OrderId(order_id)),
+        };
+        self.run_engine(market, now_ms, &command, out);
+        Ok(())
+    }
+
+    pub(super) fn cancel_all(
+        &mut self,
+        now_ms: u64,
+        c: &CancelAll,
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        let owner = c.owner.to_bytes();
+        self.check_signed_expiry(c.expiry, now_ms)
+            .map_err(|(_, r)| (owner, r))?;
+        self.check_exchange(&c.exchange)
+            .map_err(|(_, r)| (owner, r))?;
+        let targets: Vec<(u64, u32)> = self
+            .owners
+            .get(&owner)
+            .map(|o| {
+                o.open
+                    .range(..c.up_to_nonce)
+                    .filter_map(|(_, id)| self.orders.get(id).map(|order| (*id, *order)))
+                    .filter(|(_, order)| {
+                        (c.market_index == kestrel::encoding::ALL_MARKETS
+                            || order.market == c.market_index)
+                            && match c.side {
+                                CancelSide::Both => true,
+                                CancelSide::Buy => order.side == Side::Buy,
+                                CancelSide::Sell => order.side == Side::Sell,
+                            }
+                    })
+                    .map(|(id, order)| (id, order.market))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (order_id, market) in targets {
+            let command = m::Command::Cancel {
+                user: m::UserId(owner),
+                target: m::CancelTarget::OrderId(m::OrderId(order_id)),
+            };
+            self.run_engine(market, now_ms, &command, out);
+        }
+        Ok(())
+    }
+
+    pub(super) fn raise_floor(
+        &mut self,
+        now_ms: u64,
+        owner: &Owner,
+        floor: u64,
+        out: &mut Vec<Event>,
+    ) {
+        let state = self.owners.entry(*owner).or_default();
+        if floor <= state.floor {
+            return;
+        }
+        state.floor = floor;
+        out.push(Event::NonceFloor {
+            owner: *owner,
+            floor,
+        });
+        let dead: Vec<(u64, u32)> = state
+            .open
+            .range(..floor)
+            .filter_map(|(_, id)| self.orders.get(id).map(|o| (*id, o.market)))
+            .collect();
+        for (order_id, market) in dead {
+            let command = m::Command::Cancel {
+                user: m::UserId(*owner),
+                target: m::CancelTarget::OrderId(m::OrderId(order_id)),
+            };
+            self.run_engine(market, now_ms, &command, out);
+        }
+    }
+}
+
+pub(super) fn engine_side(side: Side) -> m::Side {
+    match side {
+        Side::Buy => m::Side::Buy,
+        Side::Sell => m::Side::Sell,
+    }
+}
+
+fn engine_order_type(t: OrderType) -> m::OrderType {
+    match t {
+        OrderType::Limit => m::OrderType::Limit,
+        OrderType::ImmediateOrCancel => m::OrderType::ImmediateOrCancel,
+        OrderType::FillOrKill => m::OrderType::FillOrKill,
+        OrderType::PostOnly => m::OrderType::PostOnly,
+        OrderType::PostOnlySlide => m::OrderType::PostOnlySlide,
+        OrderType::Market => m::OrderType::Market,
+    }
+}
+
+fn engine_self_trade(s: SelfTrade) -> m::SelfTradeMode {
+    match s {
+        SelfTrade::CancelTaker => m::SelfTradeMode::CancelTaker,
+        SelfTrade::CancelMaker => m::SelfTradeMode::CancelMaker,
+        SelfTrade::CancelBoth => m::SelfTradeMode::CancelBoth,
+        SelfTrade::DecrementAndCancel => m::SelfTradeMode::DecrementAndCancel,
+    }
+}
