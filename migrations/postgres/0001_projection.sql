@@ -49,6 +49,8 @@ CREATE TABLE fills (
     notional NUMERIC(20,0) NOT NULL,
     maker_fee NUMERIC(20,0) NOT NULL,
     taker_fee NUMERIC(20,0) NOT NULL,
+    maker_nonce NUMERIC(20,0) NOT NULL,
+    taker_nonce NUMERIC(20,0) NOT NULL,
     seq BIGINT NOT NULL,
     idx BIGINT NOT NULL,
     timestamp_ms BIGINT NOT NULL,

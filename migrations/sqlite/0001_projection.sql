@@ -50,6 +50,8 @@ CREATE TABLE fills (
     notional TEXT NOT NULL,
     maker_fee TEXT NOT NULL,
     taker_fee TEXT NOT NULL,
+    maker_nonce TEXT NOT NULL,
+    taker_nonce TEXT NOT NULL,
     seq INTEGER NOT NULL,
     idx INTEGER NOT NULL,
     timestamp_ms INTEGER NOT NULL,

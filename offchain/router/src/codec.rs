@@ -15,6 +15,7 @@ const NONCE_FLOOR: u8 = 6;
 const WITHDRAWAL_FINISHED: u8 = 7;
 const SETTLEMENT: u8 = 8;
 const TICK: u8 = 9;
+const REPLACE: u8 = 10;
 
 /// Bytes that are not an encoded command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +33,16 @@ pub fn encode(command: &Command, out: &mut Vec<u8>) {
         Command::Cancel(c) => {
             out.push(CANCEL);
             out.extend_from_slice(&c.encode());
+        }
+        Command::Replace {
+            cancel,
+            order,
+            signature,
+        } => {
+            out.push(REPLACE);
+            out.extend_from_slice(&cancel.encode());
+            out.extend_from_slice(&order.encode());
+            out.extend_from_slice(signature);
         }
         Command::CancelAll(c) => {
             out.push(CANCEL_ALL);

@@ -527,6 +527,7 @@ impl Inner {
             }
             Event::Rejected { owner, .. }
             | Event::OrderAccepted { owner, .. }
+            | Event::OrderReplaced { owner, .. }
             | Event::OrderDone { owner, .. }
             | Event::NonceFloor { owner, .. } => {
                 private(PrivateChannel::Orders, [*owner, *owner], items);

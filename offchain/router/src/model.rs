@@ -24,6 +24,17 @@ pub enum Command {
     },
     /// A signed cancel of one order.
     Cancel(Cancel),
+    /// Atomically replace a resting order: the owner's signed cancel names the old order, the
+    /// signed order gives the new terms (same market, side, type, self-trade mode and client
+    /// id; a new nonce). Same price and a size not larger keeps time priority.
+    Replace {
+        /// The cancel of the old order.
+        cancel: Cancel,
+        /// The new order.
+        order: Order,
+        /// The new order's signature (kept for settlement).
+        signature: Sig,
+    },
     /// A signed cancel-all below a nonce bound.
     CancelAll(CancelAll),
     /// A signed request for an operator co-signed withdrawal.
@@ -160,6 +171,32 @@ pub enum Event {
         /// Signature (hex).
         signature: String,
     },
+    /// A resting order took new signed terms (same order id; fills from here on settle under
+    /// the new nonce and bytes).
+    OrderReplaced {
+        /// Order id.
+        order_id: u64,
+        /// Market index.
+        market: u32,
+        /// Wallet.
+        owner: Owner,
+        /// Nonce of the terms replaced.
+        old_nonce: u64,
+        /// New nonce.
+        nonce: u64,
+        /// New limit price in ticks (a post-only slide may rest it at a better price).
+        price_ticks: u64,
+        /// New remaining size in lots.
+        size_lots: u64,
+        /// New expiry.
+        expiry: i64,
+        /// Whether the order kept its place in the queue.
+        kept_priority: bool,
+        /// Canonical signed bytes of the new terms (hex).
+        signed: String,
+        /// Their signature (hex).
+        signature: String,
+    },
     /// An order left the book or never rested.
     OrderDone {
         /// Order id.
@@ -187,6 +224,10 @@ pub enum Event {
         maker: Owner,
         /// Taker wallet.
         taker: Owner,
+        /// Nonce of the maker's signed terms this fill settles under.
+        maker_nonce: u64,
+        /// Nonce of the taker's signed terms this fill settles under.
+        taker_nonce: u64,
         /// 0 taker bought, 1 taker sold.
         taker_side: u8,
         /// Execution price in ticks.

@@ -61,6 +61,10 @@ pub enum Reject {
     /// The client order id is already used by an open order of this owner.
     #[error("duplicate client order id")]
     DuplicateClientOrderId,
+    /// A replacement changes what a replace may not: market, side, type, self-trade mode or
+    /// client order id (or the cancel names another market or owner).
+    #[error("replacement changes the order's market, side or type")]
+    ReplaceMismatch,
     /// Amount is zero or the asset is unknown.
     #[error("invalid amount or asset")]
     InvalidAmount,
@@ -88,6 +92,7 @@ impl Reject {
             Reject::BookFull => 132,
             Reject::UnknownOrder => 140,
             Reject::DuplicateClientOrderId => 141,
+            Reject::ReplaceMismatch => 142,
             Reject::InvalidAmount => 150,
         }
     }

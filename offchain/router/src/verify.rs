@@ -16,6 +16,13 @@ pub enum Signed {
     Cancel(Vec<u8>, Sig),
     /// A cancel-all.
     CancelAll(Vec<u8>, Sig),
+    /// A replace: the signed cancel of the old order and the signed new order, same owner.
+    Replace {
+        /// The cancel's bytes and signature.
+        cancel: (Vec<u8>, Sig),
+        /// The new order's bytes and signature.
+        order: (Vec<u8>, Sig),
+    },
     /// A withdrawal request.
     Withdraw(Vec<u8>, Sig),
 }
@@ -36,6 +43,20 @@ pub fn verify(signed: &Signed) -> Result<Command, Reject> {
             let cancel = Cancel::decode(bytes).map_err(malformed)?;
             check(&cancel.owner.to_bytes(), bytes, sig)?;
             Ok(Command::Cancel(cancel))
+        }
+        Signed::Replace { cancel, order } => {
+            let c = Cancel::decode(&cancel.0).map_err(malformed)?;
+            let o = Order::decode(&order.0).map_err(malformed)?;
+            if c.owner != o.owner {
+                return Err(Reject::MalformedMessage);
+            }
+            check(&c.owner.to_bytes(), &cancel.0, &cancel.1)?;
+            check(&o.owner.to_bytes(), &order.0, &order.1)?;
+            Ok(Command::Replace {
+                cancel: c,
+                order: o,
+                signature: order.1,
+            })
         }
         Signed::CancelAll(bytes, sig) => {
             let cancel = CancelAll::decode(bytes).map_err(malformed)?;
@@ -97,12 +118,20 @@ impl VerifyPool {
     /// Verifies one message on the pool.
     pub async fn verify(&self, signed: Signed) -> Result<Result<Command, Reject>, PoolStopped> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let tx = self.tx.clone();
-        // A full queue means the workers are saturated: wait for room off the runtime threads.
-        tokio::task::spawn_blocking(move || tx.send((signed, reply)))
-            .await
-            .map_err(|_| PoolStopped)?
-            .map_err(|_| PoolStopped)?;
+        // The common case queues without blocking; only a full queue (workers saturated) waits
+        // for room, off the runtime threads. Handing every job to the blocking pool cost a
+        // thread wake-up and two context switches per command.
+        match self.tx.try_send((signed, reply)) {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Full(job)) => {
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(job).map_err(|_| ()))
+                    .await
+                    .map_err(|_| PoolStopped)?
+                    .map_err(|_| PoolStopped)?;
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(PoolStopped),
+        }
         rx.await.map_err(|_| PoolStopped)
     }
 }

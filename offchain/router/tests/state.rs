@@ -93,6 +93,32 @@ impl Wallet {
         }
     }
 
+    /// Replaces the order `old_nonce` with new terms (a fresh nonce).
+    fn replace(
+        &mut self,
+        old_nonce: u64,
+        side: Side,
+        price: u64,
+        size: u64,
+        order_type: OrderType,
+    ) -> Command {
+        let Command::Place { order, signature } = self.order(side, price, size, order_type) else {
+            unreachable!()
+        };
+        let cancel = Cancel {
+            exchange: exchange(),
+            owner: order.owner,
+            market_index: 0,
+            order_nonce: old_nonce,
+            expiry: 0,
+        };
+        Command::Replace {
+            cancel,
+            order,
+            signature,
+        }
+    }
+
     fn deposit(&self, asset: u8, amount: u64, tx: u8) -> Command {
         Command::DepositObserved {
             owner: self.owner(),
@@ -339,6 +365,104 @@ fn cancel_all_below_a_nonce_bound_spares_later_orders() {
     );
 }
 
+fn replaced(events: &[Event]) -> Option<(u64, bool)> {
+    events.iter().find_map(|e| match e {
+        Event::OrderReplaced {
+            nonce,
+            kept_priority,
+            ..
+        } => Some((*nonce, *kept_priority)),
+        _ => None,
+    })
+}
+
+fn fill_makers(events: &[Event]) -> Vec<([u8; 32], u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Fill {
+                maker,
+                maker_nonce,
+                size_lots,
+                ..
+            } => Some((*maker, *maker_nonce, *size_lots)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn replace_down_at_the_same_price_keeps_priority_and_releases_the_hold() {
+    let mut h = Harness::new();
+    let (mut a, mut b, mut taker) = (Wallet::new(20), Wallet::new(21), Wallet::new(22));
+    h.apply(a.deposit(BASE, 100_000, 1));
+    h.apply(b.deposit(BASE, 100_000, 2));
+    h.apply(taker.deposit(QUOTE, 10_000_000, 3));
+    h.apply(a.order(Side::Sell, 100, 10, OrderType::Limit)); // a nonce 1, first in queue
+    h.apply(b.order(Side::Sell, 100, 5, OrderType::Limit));
+    let events = h.apply(a.replace(1, Side::Sell, 100, 6, OrderType::Limit)); // a nonce 2
+    assert_eq!(replaced(&events), Some((2, true)));
+    assert_eq!(h.balance(&a, BASE), (94_000, 6_000));
+    let events = h.apply(taker.order(Side::Buy, 100, 6, OrderType::ImmediateOrCancel));
+    assert_eq!(
+        fill_makers(&events),
+        vec![(a.owner(), 2, 6)],
+        "a kept its place; the fill settles under the new nonce"
+    );
+}
+
+#[test]
+fn replace_to_a_larger_size_loses_priority_and_holds_more() {
+    let mut h = Harness::new();
+    let (mut a, mut b, mut taker) = (Wallet::new(23), Wallet::new(24), Wallet::new(25));
+    h.apply(a.deposit(BASE, 100_000, 1));
+    h.apply(b.deposit(BASE, 100_000, 2));
+    h.apply(taker.deposit(QUOTE, 10_000_000, 3));
+    h.apply(a.order(Side::Sell, 100, 10, OrderType::Limit));
+    h.apply(b.order(Side::Sell, 100, 5, OrderType::Limit));
+    let events = h.apply(a.replace(1, Side::Sell, 100, 12, OrderType::Limit));
+    assert_eq!(replaced(&events), Some((2, false)));
+    assert_eq!(h.balance(&a, BASE), (88_000, 12_000));
+    let events = h.apply(taker.order(Side::Buy, 100, 5, OrderType::ImmediateOrCancel));
+    assert_eq!(fill_makers(&events), vec![(b.owner(), 1, 5)]);
+}
+
+#[test]
+fn a_refused_replace_leaves_the_order_and_its_hold_as_they_were() {
+    let mut h = Harness::new();
+    let (mut a, mut c) = (Wallet::new(26), Wallet::new(27));
+    h.apply(a.deposit(BASE, 20_000, 1));
+    h.apply(c.deposit(QUOTE, 10_000_000, 2));
+    h.apply(c.order(Side::Buy, 100, 5, OrderType::Limit));
+    h.apply(a.order(Side::Sell, 101, 10, OrderType::PostOnly)); // a nonce 1
+    let before = h.balance(&a, BASE);
+    // Post-only at the bid would cross: refused, nothing moves.
+    let events = h.apply(a.replace(1, Side::Sell, 100, 10, OrderType::PostOnly));
+    assert_eq!(rejected(&events), Some(Reject::PostOnlyWouldCross));
+    assert_eq!(h.balance(&a, BASE), before);
+    assert_eq!(h.state.open_orders(&a.owner()), 1);
+    // More than the balance can hold: refused before the engine, nothing moves.
+    let events = h.apply(a.replace(1, Side::Sell, 101, 30, OrderType::PostOnly));
+    assert_eq!(rejected(&events), Some(Reject::InsufficientBalance));
+    assert_eq!(h.balance(&a, BASE), before);
+    // A replace may not change side or type.
+    let events = h.apply(a.replace(1, Side::Buy, 99, 1, OrderType::PostOnly));
+    assert_eq!(rejected(&events), Some(Reject::ReplaceMismatch));
+    let events = h.apply(a.replace(1, Side::Sell, 102, 1, OrderType::Limit));
+    assert_eq!(rejected(&events), Some(Reject::ReplaceMismatch));
+    // The original is still live under its old nonce, and cancels normally.
+    let cancel = Cancel {
+        exchange: exchange(),
+        owner: Pubkey::new_from_array(a.owner()),
+        market_index: 0,
+        order_nonce: 1,
+        expiry: 0,
+    };
+    let events = h.apply(Command::Cancel(cancel));
+    assert!(events.iter().any(|e| matches!(e, Event::OrderDone { .. })));
+    assert_eq!(h.balance(&a, BASE), (20_000, 0));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Deposit(u8, u8, u64),
@@ -346,6 +470,7 @@ enum Op {
     Cancel(u8, u64),
     CancelAll(u8),
     Floor(u8, u64),
+    Replace(u8, u64, bool, u64, u64, u8),
     Tick,
 }
 
@@ -356,6 +481,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..4, 1u64..40).prop_map(|(u, n)| Op::Cancel(u, n)),
         1 => (0u8..4).prop_map(Op::CancelAll),
         1 => (0u8..4, 1u64..40).prop_map(|(u, n)| Op::Floor(u, n)),
+        2 => (0u8..4, 1u64..40, any::<bool>(), 95u64..106, 1u64..20, 0u8..6)
+            .prop_map(|(u, n, b, p, s, t)| Op::Replace(u, n, b, p, s, t)),
         1 => Just(Op::Tick),
     ]
 }
@@ -398,6 +525,10 @@ proptest! {
                     expiry: 0,
                 }),
                 Op::Floor(u, n) => Command::NonceFloorObserved { owner: wallets[usize::from(u)].owner(), floor: n },
+                Op::Replace(u, n, buy, p, s, t) => {
+                    let side = if buy { Side::Buy } else { Side::Sell };
+                    wallets[usize::from(u)].replace(n, side, p, s, OrderType::from_u8(t).unwrap())
+                }
                 Op::Tick => Command::Tick,
             };
             let deposit_dup = matches!(&command, Command::DepositObserved { tx, .. } if h.log.iter().any(|(_, _, c)| matches!(c, Command::DepositObserved { tx: t2, .. } if t2 == tx)));

@@ -464,6 +464,8 @@ async fn projection_matches_the_state(fx: Fixture) {
             notional,
             maker_fee,
             taker_fee,
+            maker_nonce,
+            taker_nonce,
         } = event.clone()
         else {
             unreachable!()
@@ -491,6 +493,10 @@ async fn projection_matches_the_state(fx: Fixture) {
                 row.taker_fee
             ),
             (price_ticks, size_lots, notional, maker_fee, taker_fee)
+        );
+        assert_eq!(
+            (row.maker_nonce, row.taker_nonce),
+            (maker_nonce, taker_nonce)
         );
         let expected = status
             .get(&fill_id)

@@ -22,6 +22,16 @@ pub struct SignedBody {
     pub signature: String,
 }
 
+/// A replace (`/v1/replace`): the signed cancel of the old order and the signed new order.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceBody {
+    /// The 104-byte cancel naming the resting order by its nonce.
+    pub cancel: SignedBody,
+    /// The 128-byte order with the new terms.
+    pub order: SignedBody,
+}
+
 /// The kind of signed message an endpoint takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -33,6 +43,8 @@ pub enum Kind {
     CancelAll,
     /// A withdrawal request (`/v1/withdrawals`).
     Withdraw,
+    /// A replace (`/v1/replace`).
+    Replace,
 }
 
 impl Kind {
@@ -43,12 +55,29 @@ impl Kind {
             Kind::Cancel => "cancel",
             Kind::CancelAll => "cancel_all",
             Kind::Withdraw => "withdraw",
+            Kind::Replace => "replace",
         }
     }
 }
 
 /// Decodes the hex of a signed body into the message `kind` expects.
 pub fn parse(kind: Kind, body: &SignedBody) -> Result<Signed, ApiError> {
+    let (message, signature) = unhex(body)?;
+    Ok(match kind {
+        Kind::Place => Signed::Order(message, signature),
+        Kind::Cancel => Signed::Cancel(message, signature),
+        Kind::CancelAll => Signed::CancelAll(message, signature),
+        Kind::Withdraw => Signed::Withdraw(message, signature),
+        Kind::Replace => {
+            return Err(ApiError::new(
+                ApiCode::InvalidRequest,
+                "a replace takes a cancel and an order",
+            ))
+        }
+    })
+}
+
+fn unhex(body: &SignedBody) -> Result<(Vec<u8>, [u8; 64]), ApiError> {
     let message = hex::decode(body.message.trim())
         .map_err(|_| ApiError::new(ApiCode::InvalidRequest, "message is not hex"))?;
     let signature: [u8; 64] = hex::decode(body.signature.trim())
@@ -57,18 +86,23 @@ pub fn parse(kind: Kind, body: &SignedBody) -> Result<Signed, ApiError> {
         .ok_or_else(|| {
             ApiError::new(ApiCode::InvalidRequest, "signature is not 64 bytes of hex")
         })?;
-    Ok(match kind {
-        Kind::Place => Signed::Order(message, signature),
-        Kind::Cancel => Signed::Cancel(message, signature),
-        Kind::CancelAll => Signed::CancelAll(message, signature),
-        Kind::Withdraw => Signed::Withdraw(message, signature),
+    Ok((message, signature))
+}
+
+/// Decodes a replace body.
+pub fn parse_replace(body: &ReplaceBody) -> Result<Signed, ApiError> {
+    Ok(Signed::Replace {
+        cancel: unhex(&body.cancel)?,
+        order: unhex(&body.order)?,
     })
 }
 
 /// The wallet that signed a verified command.
 fn signer(command: &Command) -> Option<Owner> {
     match command {
-        Command::Place { order, .. } => Some(order.owner.to_bytes()),
+        Command::Place { order, .. } | Command::Replace { order, .. } => {
+            Some(order.owner.to_bytes())
+        }
         Command::Cancel(c) => Some(c.owner.to_bytes()),
         Command::CancelAll(c) => Some(c.owner.to_bytes()),
         Command::Withdraw(w) => Some(w.owner.to_bytes()),
@@ -82,9 +116,25 @@ pub async fn submit(
     kind: Kind,
     body: &SignedBody,
 ) -> Result<serde_json::Value, ApiError> {
+    submit_signed(shared, kind, parse(kind, body)).await
+}
+
+/// Verifies and submits a replace; returns the durable outcome.
+pub async fn submit_replace(
+    shared: &Shared,
+    body: &ReplaceBody,
+) -> Result<serde_json::Value, ApiError> {
+    submit_signed(shared, Kind::Replace, parse_replace(body)).await
+}
+
+async fn submit_signed(
+    shared: &Shared,
+    kind: Kind,
+    signed: Result<Signed, ApiError>,
+) -> Result<serde_json::Value, ApiError> {
     let span = tracing::info_span!("command", kind = kind.name(), seq = tracing::field::Empty);
     let result = async {
-        let signed = parse(kind, body)?;
+        let signed = signed?;
         let command = shared
             .pool
             .verify(signed)
@@ -150,7 +200,8 @@ fn outcome(ack: Ack) -> Result<serde_json::Value, ApiError> {
                 tracing::info!(seq = ack.seq, reason = %reject_name(*reason), "rejected");
                 return Err(ApiError::reject(*reason, Some(ack.seq)));
             }
-            Event::OrderAccepted { order_id: id, .. } => order_id = Some(*id),
+            Event::OrderAccepted { order_id: id, .. }
+            | Event::OrderReplaced { order_id: id, .. } => order_id = Some(*id),
             Event::Withdrawal { id, .. } => withdrawal_id = Some(*id),
             _ => {}
         }

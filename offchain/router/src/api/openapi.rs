@@ -79,6 +79,20 @@ fn signed_post(summary: &str) -> Value {
     }})
 }
 
+fn replace_post() -> Value {
+    json!({"post": {
+        "summary": "Replace a resting order: a signed cancel naming it by nonce and the signed new \
+                    order (same market, side, type, self-trade mode and client id). Same price and \
+                    a size not larger keeps time priority.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Replace"}}}},
+        "responses": {
+            "200": ok("The replace is durable", json!({"$ref": "#/components/schemas/CommandResult"})),
+            "4XX": error_ref(),
+            "5XX": error_ref(),
+        },
+    }})
+}
+
 fn any_object() -> Value {
     json!({"type": "object"})
 }
@@ -122,6 +136,7 @@ pub fn document() -> Value {
                 ok("Candles", array_of(any_object()))),
             "/v1/orders": signed_post("Place a signed order (128-byte order message)"),
             "/v1/cancel": signed_post("Cancel one order (104-byte cancel message)"),
+            "/v1/replace": replace_post(),
             "/v1/cancel-all": signed_post("Cancel all orders below a nonce (104-byte cancel-all message)"),
             "/v1/withdrawals": signed_post("Request a withdrawal (136-byte withdrawal message)"),
             "/v1/orders/{order_id}": get("An order by id", vec![path_param("order_id", "Order id", json!({"type": "integer", "minimum": 0}))],
@@ -145,6 +160,15 @@ pub fn document() -> Value {
             "/v1/openapi.json": get("This document", vec![], ok("OpenAPI document", any_object())),
         },
         "components": {"schemas": {
+            "Replace": {
+                "type": "object",
+                "required": ["cancel", "order"],
+                "additionalProperties": false,
+                "properties": {
+                    "cancel": {"$ref": "#/components/schemas/Signed"},
+                    "order": {"$ref": "#/components/schemas/Signed"},
+                },
+            },
             "Signed": {
                 "type": "object",
                 "required": ["message", "signature"],
@@ -206,7 +230,7 @@ pub fn document() -> Value {
 }
 
 /// Every refusal, for the error code table.
-const ALL_REJECTS: [Reject; 19] = [
+const ALL_REJECTS: [Reject; 20] = [
     Reject::MalformedMessage,
     Reject::BadSignature,
     Reject::WrongExchange,
@@ -225,5 +249,6 @@ const ALL_REJECTS: [Reject; 19] = [
     Reject::BookFull,
     Reject::UnknownOrder,
     Reject::DuplicateClientOrderId,
+    Reject::ReplaceMismatch,
     Reject::InvalidAmount,
 ];

@@ -2,7 +2,7 @@
 //! panic catching, body limit). Every failure is an [`ApiError`] with a stable code.
 
 use super::error::{ApiCode, ApiError};
-use super::intake::{self, Kind, SignedBody};
+use super::intake::{self, Kind, ReplaceBody, SignedBody};
 use super::{openapi, ws, Shared};
 use crate::marketdata::{hex_wallets, Interval};
 use crate::model::Owner;
@@ -37,6 +37,7 @@ pub fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
         .route("/v1/markets/{market}/candles", get(candles))
         .route("/v1/orders", post(place))
         .route("/v1/cancel", post(cancel))
+        .route("/v1/replace", post(replace))
         .route("/v1/cancel-all", post(cancel_all))
         .route("/v1/withdrawals", post(withdraw))
         .route("/v1/orders/{order_id}", get(order))
@@ -263,6 +264,10 @@ async fn place(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) ->
 
 async fn cancel(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {
     signed(&shared, Kind::Cancel, &body).await
+}
+
+async fn replace(State(shared): AppState, JsonBody(body): JsonBody<ReplaceBody>) -> ApiResult {
+    intake::submit_replace(&shared, &body).await.map(Json)
 }
 
 async fn cancel_all(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {

@@ -1,7 +1,7 @@
 //! What the engine's events do to the ledger: fills move atoms exactly as settlement will,
 //! holds shrink to what the remaining size needs, finished orders release the rest.
 
-use super::{neg, State, FEE_ACCOUNT};
+use super::{neg, Replacing, State, FEE_ACCOUNT};
 use crate::ledger::Change;
 use crate::market::MarketSpec;
 use crate::model::{Business, DoneReason, Event};
@@ -40,10 +40,33 @@ impl State {
     ) {
         match event {
             m::Event::Accepted(_) => out.extend(self.pending_accept.take()),
-            m::Event::Replaced(_) => {}
+            m::Event::Replaced(r) => {
+                if let Some(replacing) = self.replacing.as_mut() {
+                    if let Event::OrderReplaced {
+                        price_ticks,
+                        kept_priority,
+                        ..
+                    } = &mut replacing.event
+                    {
+                        *price_ticks = r.price.0;
+                        *kept_priority = r.kept_priority;
+                    }
+                    out.push(replacing.event.clone());
+                }
+                if let Some(order) = self.orders.get_mut(&r.order_id.0) {
+                    order.price = r.price.0;
+                }
+            }
             m::Event::Rejected(r) => {
-                if let Some(id) = r.order_id {
-                    self.close_order(spec, id.0, None, out);
+                match (r.order_id, self.replacing.take()) {
+                    (Some(id), Some(replacing)) if replacing.order_id == id.0 => {
+                        self.undo_replace(spec, replacing, out)
+                    }
+                    (Some(id), other) => {
+                        self.replacing = other;
+                        self.close_order(spec, id.0, None, out);
+                    }
+                    (None, other) => self.replacing = other,
                 }
                 out.push(Event::Rejected {
                     owner: r.user.0,
@@ -77,6 +100,33 @@ impl State {
                 size_lots: b.size.0,
                 orders: b.orders,
             }),
+        }
+    }
+
+    /// The engine refused a replacement: the order keeps its old terms, nonce and hold.
+    fn undo_replace(&mut self, spec: &MarketSpec, replacing: Replacing, out: &mut Vec<Event>) {
+        let Replacing {
+            order_id,
+            before,
+            extra_hold,
+            ..
+        } = replacing;
+        let Some(current) = self.orders.insert(order_id, before) else {
+            return;
+        };
+        self.rekey(&before.owner, current.nonce, before.nonce, order_id);
+        if extra_hold > 0 {
+            let asset = match before.side {
+                Side::Buy => spec.quote_asset,
+                Side::Sell => spec.base_asset,
+            };
+            let change = Change::new(
+                Business::OrderRelease,
+                order_id.to_string(),
+                i128::from(extra_hold),
+                neg(extra_hold),
+            );
+            let _ = self.ledger.change(&before.owner, asset, change, out);
         }
     }
 
@@ -176,6 +226,8 @@ impl State {
             taker_order_id: f.taker_order_id.0,
             maker: f.maker_user.0,
             taker: f.taker_user.0,
+            maker_nonce: f.maker_nonce,
+            taker_nonce: f.taker_nonce,
             taker_side: router_side(f.taker_side) as u8,
             price_ticks: price,
             size_lots: lots,

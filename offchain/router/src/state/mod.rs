@@ -14,7 +14,7 @@ use crate::market::MarketSpec;
 use crate::model::{Command, Event, Owner, Seq};
 use crate::reject::Reject;
 use anchor_lang::prelude::Pubkey;
-use kestrel::encoding::Side;
+use kestrel::encoding::{OrderType, SelfTrade, Side};
 use kestrel_matcher as m;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -51,6 +51,20 @@ struct OpenOrder {
     remaining: u64,
     /// Atoms still frozen for it (quote for buys, base for sells).
     held: u64,
+    /// Signed terms a replacement must keep.
+    order_type: OrderType,
+    self_trade: SelfTrade,
+    client_order_id: u64,
+}
+
+/// A replacement under way: the order as it was, and the extra atoms held for the new terms,
+/// restored if the engine refuses the replacement.
+#[derive(Debug, Clone)]
+struct Replacing {
+    order_id: u64,
+    before: OpenOrder,
+    extra_hold: u64,
+    event: Event,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -81,6 +95,8 @@ pub struct State {
     last_seq: Seq,
     /// The acceptance of the order being placed, emitted when its engine accepts it.
     pending_accept: Option<Event>,
+    /// The replacement being applied.
+    replacing: Option<Replacing>,
 }
 
 /// The state could not be built from its rules.
@@ -117,6 +133,7 @@ impl State {
             withdrawals: BTreeMap::new(),
             last_seq: 0,
             pending_accept: None,
+            replacing: None,
         })
     }
 
@@ -197,6 +214,11 @@ impl State {
                         self.cancel_one(now_ms, &owner, c.market_index, c.order_nonce, &mut out)
                     })
             }
+            Command::Replace {
+                cancel,
+                order,
+                signature,
+            } => self.replace(now_ms, cancel, order, signature, &mut out),
             Command::CancelAll(c) => self.cancel_all(now_ms, c, &mut out),
             Command::Withdraw(w) => self.withdraw(seq, now_ms, w, &mut out),
             Command::DepositObserved {

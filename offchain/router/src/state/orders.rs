@@ -1,21 +1,25 @@
 //! Orders: place (hold → match), cancel, cancel-all, and the on-chain cancel floor.
 
-use super::{neg, OpenOrder, State};
+use super::{neg, OpenOrder, Replacing, State};
 use crate::ledger::Change;
+use crate::market::MarketSpec;
 use crate::model::{Business, Event, Owner, Seq};
 use crate::reject::Reject;
-use kestrel::encoding::{CancelAll, CancelSide, Order, OrderType, SelfTrade, Side};
+use kestrel::encoding::{Cancel, CancelAll, CancelSide, Order, OrderType, SelfTrade, Side};
 use kestrel_matcher as m;
 
+/// Signed terms that passed every check, with what they must hold.
+struct Terms {
+    spec: MarketSpec,
+    engine_expiry: u64,
+    hold_asset: u8,
+    hold: u64,
+}
+
 impl State {
-    pub(super) fn place(
-        &mut self,
-        seq: Seq,
-        now_ms: u64,
-        order: &Order,
-        signature: &[u8; 64],
-        out: &mut Vec<Event>,
-    ) -> Result<(), (Owner, Reject)> {
+    /// Checks a signed order's terms and consumes its nonce (from here on a refusal still
+    /// burns it, so a refused order can never be replayed later).
+    fn check_terms(&mut self, now_ms: u64, order: &Order) -> Result<Terms, (Owner, Reject)> {
         let owner = order.owner.to_bytes();
         let fail = |reason| (owner, reason);
         if order.exchange != self.rules.exchange {
@@ -31,7 +35,6 @@ impl State {
         if !owner_state.used_nonces.insert(order.nonce) {
             return Err(fail(Reject::NonceReused));
         }
-        let open = owner_state.open.len();
         let now_s = now_ms / 1000;
         let engine_expiry = match u64::try_from(order.expiry) {
             Ok(0) => 0,
@@ -53,9 +56,6 @@ impl State {
         if order.size_lots < spec.min_size_lots || order.size_lots > spec.max_size_lots {
             return Err(fail(Reject::SizeOutOfRange));
         }
-        if open >= self.rules.max_open_orders as usize {
-            return Err(fail(Reject::TooManyOpenOrders));
-        }
         spec.notional(order.price_ticks, order.size_lots)
             .ok_or(fail(Reject::NotionalOverflow))?;
         let (hold_asset, hold) = match order.side {
@@ -70,16 +70,38 @@ impl State {
                     .ok_or(fail(Reject::NotionalOverflow))?,
             ),
         };
+        Ok(Terms {
+            spec,
+            engine_expiry,
+            hold_asset,
+            hold,
+        })
+    }
+
+    pub(super) fn place(
+        &mut self,
+        seq: Seq,
+        now_ms: u64,
+        order: &Order,
+        signature: &[u8; 64],
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        let owner = order.owner.to_bytes();
+        let fail = |reason| (owner, reason);
+        let terms = self.check_terms(now_ms, order)?;
+        if self.open_orders(&owner) >= self.rules.max_open_orders as usize {
+            return Err(fail(Reject::TooManyOpenOrders));
+        }
         let order_id = seq;
         self.ledger
             .change(
                 &owner,
-                hold_asset,
+                terms.hold_asset,
                 Change::new(
                     Business::OrderHold,
                     order_id.to_string(),
-                    neg(hold),
-                    i128::from(hold),
+                    neg(terms.hold),
+                    i128::from(terms.hold),
                 ),
                 out,
             )
@@ -107,7 +129,10 @@ impl State {
                 price: order.price_ticks,
                 nonce: order.nonce,
                 remaining: order.size_lots,
-                held: hold,
+                held: terms.hold,
+                order_type: order.order_type,
+                self_trade: order.self_trade,
+                client_order_id: order.client_order_id,
             },
         );
         self.owners
@@ -126,11 +151,109 @@ impl State {
             order_type: engine_order_type(order.order_type),
             self_trade: engine_self_trade(order.self_trade),
             nonce: order.nonce,
-            expiry: engine_expiry,
+            expiry: terms.engine_expiry,
         });
         self.run_engine(order.market_index, now_ms, &command, out);
         self.pending_accept = None;
         Ok(())
+    }
+
+    /// Moves a resting order to new signed terms in one step. The hold grows first (refused if
+    /// the balance cannot cover it) and shrinks to what the new terms need afterwards; if the
+    /// engine refuses (a post-only that would cross), the order and its hold stay as they were.
+    pub(super) fn replace(
+        &mut self,
+        now_ms: u64,
+        cancel: &Cancel,
+        order: &Order,
+        signature: &[u8; 64],
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        let owner = order.owner.to_bytes();
+        let fail = |reason| (owner, reason);
+        self.check_signed_expiry(cancel.expiry, now_ms)
+            .and_then(|()| self.check_exchange(&cancel.exchange))
+            .map_err(|(_, reason)| fail(reason))?;
+        let order_id = self
+            .owners
+            .get(&owner)
+            .and_then(|o| o.open.get(&cancel.order_nonce))
+            .copied()
+            .ok_or(fail(Reject::UnknownOrder))?;
+        let before = *self
+            .orders
+            .get(&order_id)
+            .ok_or(fail(Reject::UnknownOrder))?;
+        let terms = self.check_terms(now_ms, order)?;
+        if cancel.owner != order.owner
+            || cancel.market_index != order.market_index
+            || before.market != order.market_index
+            || before.side != order.side
+            || before.order_type != order.order_type
+            || before.self_trade != order.self_trade
+            || before.client_order_id != order.client_order_id
+        {
+            return Err(fail(Reject::ReplaceMismatch));
+        }
+        let extra_hold = terms.hold.saturating_sub(before.held);
+        if extra_hold > 0 {
+            let change = Change::new(
+                Business::OrderHold,
+                order_id.to_string(),
+                neg(extra_hold),
+                i128::from(extra_hold),
+            );
+            self.ledger
+                .change(&owner, terms.hold_asset, change, out)
+                .map_err(|_| fail(Reject::InsufficientBalance))?;
+        }
+        let replaced = OpenOrder {
+            price: order.price_ticks,
+            nonce: order.nonce,
+            remaining: order.size_lots,
+            held: before.held.saturating_add(extra_hold),
+            ..before
+        };
+        self.orders.insert(order_id, replaced);
+        self.rekey(&owner, before.nonce, order.nonce, order_id);
+        self.replacing = Some(Replacing {
+            order_id,
+            before,
+            extra_hold,
+            event: Event::OrderReplaced {
+                order_id,
+                market: order.market_index,
+                owner,
+                old_nonce: before.nonce,
+                nonce: order.nonce,
+                price_ticks: order.price_ticks,
+                size_lots: order.size_lots,
+                expiry: order.expiry,
+                kept_priority: false,
+                signed: hex::encode(order.encode()),
+                signature: hex::encode(signature),
+            },
+        });
+        let command = m::Command::Replace(m::ReplaceOrder {
+            user: m::UserId(owner),
+            order_id: m::OrderId(order_id),
+            price: m::Ticks(order.price_ticks),
+            size: m::Lots(order.size_lots),
+            nonce: order.nonce,
+            expiry: terms.engine_expiry,
+        });
+        self.run_engine(terms.spec.index, now_ms, &command, out);
+        self.replacing = None;
+        self.release_excess(&terms.spec, order_id, out);
+        Ok(())
+    }
+
+    /// Moves an open order from one nonce to another in its owner's index.
+    pub(super) fn rekey(&mut self, owner: &Owner, from: u64, to: u64, order_id: u64) {
+        if let Some(state) = self.owners.get_mut(owner) {
+            state.open.remove(&from);
+            state.open.insert(to, order_id);
+        }
     }
 
     pub(super) fn cancel_one(

@@ -138,6 +138,36 @@ impl Writer<'_> {
                     .execute(&mut *self.conn)
                     .await?;
             }
+            Event::OrderReplaced {
+                order_id,
+                nonce,
+                price_ticks,
+                size_lots,
+                expiry,
+                signed,
+                signature,
+                ..
+            } => {
+                let sql = self.sql(
+                    "UPDATE orders SET nonce = $1::N, price_ticks = $2::N, size_lots = $3::N, \
+                     remaining_lots = $3::N, expiry = $4, signed = $5, signature = $6, \
+                     updated_seq = $7 WHERE order_id = $8",
+                );
+                let done = sqlx::query(&sql)
+                    .bind(dec(nonce))
+                    .bind(dec(price_ticks))
+                    .bind(dec(size_lots))
+                    .bind(*expiry)
+                    .bind(signed.as_str())
+                    .bind(signature.as_str())
+                    .bind(at.seq)
+                    .bind(int("order_id", *order_id)?)
+                    .execute(&mut *self.conn)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(at.inconsistent("order", *order_id));
+                }
+            }
             Event::OrderDone {
                 order_id,
                 reason,
@@ -160,12 +190,15 @@ impl Writer<'_> {
                 notional,
                 maker_fee,
                 taker_fee,
+                maker_nonce,
+                taker_nonce,
             } => {
                 let sql = self.sql(
                     "INSERT INTO fills (market, fill_id, maker_order_id, taker_order_id, maker, \
                      taker, taker_side, price_ticks, size_lots, notional, maker_fee, taker_fee, \
-                     seq, idx, timestamp_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::N, $9::N, \
-                     $10::N, $11::N, $12::N, $13, $14, $15)",
+                     seq, idx, timestamp_ms, maker_nonce, taker_nonce) VALUES ($1, $2, $3, $4, \
+                     $5, $6, $7, $8::N, $9::N, $10::N, $11::N, $12::N, $13, $14, $15, $16::N, \
+                     $17::N)",
                 );
                 sqlx::query(&sql)
                     .bind(i64::from(*market))
@@ -183,6 +216,8 @@ impl Writer<'_> {
                     .bind(at.seq)
                     .bind(at.index)
                     .bind(at.timestamp_ms)
+                    .bind(dec(maker_nonce))
+                    .bind(dec(taker_nonce))
                     .execute(&mut *self.conn)
                     .await?;
                 sqlx::query(

@@ -83,6 +83,8 @@ pub(super) const TABLES: [(&str, &[&str], &str); 10] = [
             "notional",
             "maker_fee",
             "taker_fee",
+            "maker_nonce",
+            "taker_nonce",
             "seq",
             "idx",
             "timestamp_ms",
@@ -249,6 +251,10 @@ pub struct FillRow {
     pub maker_fee: u64,
     /// Taker fee, quote atoms.
     pub taker_fee: u64,
+    /// Nonce of the maker's signed terms the fill settles under.
+    pub maker_nonce: u64,
+    /// Nonce of the taker's signed terms the fill settles under.
+    pub taker_nonce: u64,
     /// Settlement status (from the outbox).
     pub settlement_status: SettlementStatus,
 }
@@ -384,6 +390,7 @@ const FILL_COLUMNS: &str = "f.seq AS seq, f.idx AS idx, f.timestamp_ms AS timest
     f.taker_side AS taker_side, CAST(f.price_ticks AS TEXT) AS price_ticks, \
     CAST(f.size_lots AS TEXT) AS size_lots, CAST(f.notional AS TEXT) AS notional, \
     CAST(f.maker_fee AS TEXT) AS maker_fee, CAST(f.taker_fee AS TEXT) AS taker_fee, \
+    CAST(f.maker_nonce AS TEXT) AS maker_nonce, CAST(f.taker_nonce AS TEXT) AS taker_nonce, \
     o.status AS settlement_status \
     FROM fills f JOIN settlement_outbox o ON o.market = f.market AND o.fill_id = f.fill_id";
 
@@ -448,6 +455,8 @@ fn fill_row(row: &AnyRow) -> Result<FillRow, StoreError> {
         notional: get_dec(row, "notional")?,
         maker_fee: get_dec(row, "maker_fee")?,
         taker_fee: get_dec(row, "taker_fee")?,
+        maker_nonce: get_dec(row, "maker_nonce")?,
+        taker_nonce: get_dec(row, "taker_nonce")?,
         settlement_status: get_named(row, "settlement_status")?,
     })
 }

@@ -578,3 +578,68 @@ async fn metrics_are_served_and_restart_recovers_the_book() {
     );
     t.api.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_moves_a_resting_order_to_new_signed_terms() {
+    let t = TestApi::start().await;
+    let (mut maker, _) = funded(&t).await;
+    let first = maker.order_terms(Side::Sell, 1_600, 5);
+    let (status, placed) = t.post("/v1/orders", &maker.sign_order(&first)).await;
+    assert_eq!(status, 200, "{placed}");
+    let order_id = placed["order_id"].as_u64().unwrap();
+
+    let mut smaller = maker.order_terms(Side::Sell, 1_600, 3);
+    smaller.client_order_id = first.client_order_id;
+    let body = json!({"cancel": maker.cancel(0, first.nonce), "order": maker.sign_order(&smaller)});
+    let (status, replaced) = t.post("/v1/replace", &body).await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["order_id"].as_u64(), Some(order_id));
+    let event = replaced["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "order_replaced")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (event["nonce"].as_u64(), event["kept_priority"].as_bool()),
+        (Some(smaller.nonce), Some(true))
+    );
+    t.eventually("/v1/markets/0/book", |b| {
+        b["asks"] == json!([{"price_ticks": 1600, "size_lots": 3, "orders": 1}])
+    })
+    .await;
+    t.eventually(&format!("/v1/orders/{order_id}"), |o| {
+        o["nonce"].as_u64() == Some(smaller.nonce) && o["remaining_lots"].as_u64() == Some(3)
+    })
+    .await;
+
+    // A replace may not turn a sell into a buy; the refusal is typed and durable.
+    let mut flipped = maker.order_terms(Side::Buy, 1_500, 1);
+    flipped.client_order_id = first.client_order_id;
+    let body =
+        json!({"cancel": maker.cancel(0, smaller.nonce), "order": maker.sign_order(&flipped)});
+    let (status, refused) = t.post("/v1/replace", &body).await;
+    assert_eq!(
+        (status, refused["code"].as_u64()),
+        (400, Some(142)),
+        "{refused}"
+    );
+    // The old order's nonce is gone: replacing it again names nothing.
+    let mut again = maker.order_terms(Side::Sell, 1_600, 2);
+    again.client_order_id = first.client_order_id;
+    let body = json!({"cancel": maker.cancel(0, first.nonce), "order": maker.sign_order(&again)});
+    let (status, unknown) = t.post("/v1/replace", &body).await;
+    assert_eq!(
+        (status, unknown["code"].as_u64()),
+        (404, Some(140)),
+        "{unknown}"
+    );
+    // Half a replace is a malformed request, not a panic.
+    let (status, malformed) = t
+        .post("/v1/replace", &json!({"order": maker.sign_order(&again)}))
+        .await;
+    assert_eq!(status / 100, 4, "{malformed}");
+    assert!(malformed["code"].is_u64());
+    t.api.shutdown().await.unwrap();
+}
