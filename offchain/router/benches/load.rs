@@ -1,0 +1,1059 @@
+//! Router load generator: signed order intake over HTTP and WebSocket, and WebSocket fan-out.
+//!
+//! Starts the real API in-process (127.0.0.1:0, tempdir journal, SQLite store, limits raised),
+//! funds N wallets through `DepositObserved`, then runs, each bounded in time:
+//! - `verify`: raw ed25519 `verify_strict` verifications/s on this machine (1 thread and all
+//!   cores), measured first in the same process;
+//! - `http-open` / `ws-open`: open loop at a fixed offered rate (each client sends on its own
+//!   schedule, whether or not earlier answers came back); latency from the *intended* send time
+//!   (coordinated omission corrected) and from the actual send time;
+//! - `http-max` / `ws-max`: closed loop, each client keeps a window of requests in flight;
+//! - `fanout`: S WebSocket subscribers to `book:1` in a child process (the file-descriptor limit
+//!   is per process), then a stream of book-changing orders; delivery latency from each order's
+//!   send and from its acknowledgement to every subscriber's receipt.
+//!
+//! Orders are signed before the clock starts (the load generator shares the cores with the
+//! server; signing is the client's cost, not the router's). The mix per client cycle of 10:
+//! 5 resting limit orders around the mid, 2 crossing immediate-or-cancel orders, 3 cancels.
+//!
+//! Run: `cargo bench -p kestrel-router --bench load` (defaults finish in under a minute);
+//! flags: `--clients N --rate R --secs S --window W --subs S --fanout-orders N
+//! --fanout-rate R --only http-open,http-max,ws-open,ws-max,fanout`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss
+)]
+
+use anchor_lang::prelude::Pubkey;
+use ed25519_dalek::{Signer, SigningKey};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use kestrel::encoding::{Cancel, Order, OrderType, SelfTrade, Side};
+use kestrel_matcher::journal::JournalConfig;
+use kestrel_router::api::{self, ApiConfig};
+use kestrel_router::market::MarketSpec;
+use kestrel_router::model::Command;
+use kestrel_router::sequencer;
+use kestrel_router::state::Rules;
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_tungstenite::tungstenite::Message;
+
+const BASE: u8 = 0;
+const QUOTE: u8 = 1;
+const MID: u64 = 100_000;
+
+fn exchange() -> Pubkey {
+    Pubkey::new_from_array([9; 32])
+}
+
+fn mint(asset: u8) -> Pubkey {
+    Pubkey::new_from_array([asset + 1; 32])
+}
+
+fn spec(index: u32) -> MarketSpec {
+    MarketSpec {
+        index,
+        base_asset: BASE,
+        quote_asset: QUOTE,
+        base_lot_size: 1_000,
+        tick_size: 10,
+        min_size_lots: 1,
+        max_size_lots: 1_000_000,
+        min_price_ticks: 1,
+        max_price_ticks: 10_000_000,
+        maker_fee_bps: 2,
+        taker_fee_bps: 5,
+        max_orders: 65_536,
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Args {
+    clients: usize,
+    rate: u64,
+    secs: u64,
+    window: usize,
+    subs: usize,
+    fanout_orders: usize,
+    fanout_rate: u64,
+    verify_threads: usize,
+    only: Vec<String>,
+}
+
+impl Args {
+    fn parse() -> Args {
+        let mut a = Args {
+            clients: 64,
+            rate: 20_000,
+            secs: 5,
+            window: 8,
+            subs: 10_000,
+            fanout_orders: 100,
+            fanout_rate: 20,
+            verify_threads: 2,
+            only: ["http-open", "http-max", "ws-open", "ws-max", "fanout"]
+                .map(String::from)
+                .to_vec(),
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+            match flag.as_str() {
+                "--clients" => a.clients = value().parse().unwrap(),
+                "--rate" => a.rate = value().parse().unwrap(),
+                "--secs" => a.secs = value().parse().unwrap(),
+                "--window" => a.window = value().parse().unwrap(),
+                "--subs" => a.subs = value().parse().unwrap(),
+                "--fanout-orders" => a.fanout_orders = value().parse().unwrap(),
+                "--fanout-rate" => a.fanout_rate = value().parse().unwrap(),
+                "--verify-threads" => a.verify_threads = value().parse().unwrap(),
+                "--only" => a.only = value().split(',').map(String::from).collect(),
+                "--bench" => {}
+                other => panic!("unknown flag {other}"),
+            }
+        }
+        a.clients = a.clients.max(1);
+        a.rate = a.rate.max(1);
+        a.secs = a.secs.clamp(1, 60);
+        a
+    }
+
+    fn runs(&self, phase: &str) -> bool {
+        self.only.iter().any(|p| p == phase)
+    }
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).unwrap()
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros().max(1) as u64
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+fn percentiles(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {}  p99 {}  p99.9 {}  max {}  (n={})",
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+        h.len()
+    )
+}
+
+// ---------------------------------------------------------------- wallets and orders
+
+struct Wallet {
+    key: SigningKey,
+    owner: [u8; 32],
+    nonce: u64,
+    /// Nonces of the resting orders of the previous cycle, cancelled in this one.
+    resting: Vec<u64>,
+    cycle: u64,
+}
+
+impl Wallet {
+    fn new(i: usize) -> Wallet {
+        let mut seed = [7u8; 32];
+        seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let key = SigningKey::from_bytes(&seed);
+        Wallet {
+            owner: key.verifying_key().to_bytes(),
+            key,
+            nonce: 0,
+            resting: Vec::new(),
+            cycle: 0,
+        }
+    }
+
+    fn order(
+        &mut self,
+        market: u32,
+        side: Side,
+        kind: OrderType,
+        price: u64,
+        size: u64,
+    ) -> Vec<u8> {
+        self.nonce += 1;
+        Order {
+            exchange: exchange(),
+            owner: Pubkey::new_from_array(self.owner),
+            market_index: market,
+            side,
+            order_type: kind,
+            self_trade: SelfTrade::CancelTaker,
+            price_ticks: price,
+            size_lots: size,
+            nonce: self.nonce,
+            expiry: 0,
+            client_order_id: self.nonce,
+        }
+        .encode()
+        .to_vec()
+    }
+
+    /// The next message of the mix: (kind path, canonical bytes).
+    fn next(&mut self, k: u64) -> (&'static str, Vec<u8>) {
+        let slot = k % 10;
+        if slot == 0 {
+            self.cycle += 1;
+        }
+        let buy_side = (self.cycle + slot).is_multiple_of(2);
+        let r = (k.wrapping_mul(2_654_435_761) >> 7) % 20;
+        match slot {
+            0..=4 => {
+                let (side, price) = if buy_side {
+                    (Side::Buy, MID - 1 - r)
+                } else {
+                    (Side::Sell, MID + 1 + r)
+                };
+                let bytes = self.order(0, side, OrderType::Limit, price, 1 + r % 3);
+                self.resting.push(self.nonce);
+                ("orders", bytes)
+            }
+            5 | 6 => {
+                let (side, price) = if buy_side {
+                    (Side::Buy, MID + 25)
+                } else {
+                    (Side::Sell, MID - 25)
+                };
+                (
+                    "orders",
+                    self.order(0, side, OrderType::ImmediateOrCancel, price, 1),
+                )
+            }
+            _ => {
+                // Cancel the newest resting order (it may have filled meanwhile).
+                let nonce = self.resting.pop().unwrap_or(self.nonce);
+                let cancel = Cancel {
+                    exchange: exchange(),
+                    owner: Pubkey::new_from_array(self.owner),
+                    market_index: 0,
+                    order_nonce: nonce,
+                    expiry: 0,
+                };
+                ("cancel", cancel.encode().to_vec())
+            }
+        }
+    }
+
+    fn signed_json(&self, bytes: &[u8]) -> String {
+        format!(
+            r#"{{"message":"{}","signature":"{}"}}"#,
+            hex::encode(bytes),
+            hex::encode(self.key.sign(bytes).to_bytes())
+        )
+    }
+}
+
+/// One pre-signed message: REST path and body, or WebSocket text (the id is its index).
+struct Op {
+    path: &'static str,
+    json: String,
+}
+
+/// Signs `per_client` messages for every wallet, on all cores.
+fn presign(wallets: &mut [Wallet], per_client: usize, start_k: u64) -> Vec<Vec<Op>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = wallets.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = wallets
+            .chunks_mut(chunk)
+            .map(|ws| {
+                s.spawn(move || {
+                    ws.iter_mut()
+                        .map(|w| {
+                            (0..per_client as u64)
+                                .map(|k| {
+                                    let (path, bytes) = w.next(start_k + k);
+                                    Op {
+                                        path,
+                                        json: w.signed_json(&bytes),
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+fn ws_text(op: &Op, id: usize) -> String {
+    let kind = if op.path == "orders" {
+        "place"
+    } else {
+        "cancel"
+    };
+    // `{"message":..,"signature":..}` → `{"op":..,"id":..,"message":..,"signature":..}`
+    format!(r#"{{"op":"{kind}","id":{id},{}"#, &op.json[1..])
+}
+
+// ---------------------------------------------------------------- raw verification
+
+fn verify_rate(threads: usize, dur: Duration) -> f64 {
+    let sets: Vec<_> = (0..256u64)
+        .map(|i| {
+            let mut w = Wallet::new(1_000_000 + i as usize);
+            let bytes = w.order(0, Side::Buy, OrderType::Limit, MID, 1);
+            let sig = w.key.sign(&bytes);
+            (w.key.verifying_key(), bytes, sig)
+        })
+        .collect();
+    let sets = &sets;
+    let total: u64 = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let start = Instant::now();
+                    let mut n = 0u64;
+                    let mut i = t;
+                    while start.elapsed() < dur {
+                        for _ in 0..64 {
+                            let (key, msg, sig) = &sets[i % sets.len()];
+                            assert!(key.verify_strict(msg, sig).is_ok());
+                            i += 1;
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    total as f64 / dur.as_secs_f64()
+}
+
+// ---------------------------------------------------------------- intake phases
+
+#[derive(Default)]
+struct Counts {
+    accepted: u64,
+    rejected: u64,
+    limited: u64,
+    errors: u64,
+    /// Refusals by error code.
+    codes: std::collections::BTreeMap<String, u64>,
+}
+
+/// The `"error":"<code>"` of a refusal.
+fn error_code(text: &str) -> Option<&str> {
+    let at = text.find(r#""error":""#)? + 9;
+    text[at..].split('"').next()
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.accepted += o.accepted;
+        self.rejected += o.rejected;
+        self.limited += o.limited;
+        self.errors += o.errors;
+        for (code, n) in &o.codes {
+            *self.codes.entry(code.clone()).or_default() += n;
+        }
+    }
+    fn refusal(&mut self, text: &str) {
+        if let Some(code) = error_code(text) {
+            *self.codes.entry(code.to_owned()).or_default() += 1;
+        }
+    }
+    fn status(&mut self, code: u16) {
+        match code {
+            200 => self.accepted += 1,
+            429 => self.limited += 1,
+            400..=499 => self.rejected += 1,
+            _ => self.errors += 1,
+        }
+    }
+    fn acked(&self) -> u64 {
+        self.accepted + self.rejected
+    }
+}
+
+struct Stats {
+    intended: Histogram<u64>,
+    actual: Histogram<u64>,
+    counts: Counts,
+    /// When the last answer arrived.
+    last: Option<Instant>,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            intended: histogram(),
+            actual: histogram(),
+            counts: Counts::default(),
+            last: None,
+        }
+    }
+    fn done(&mut self) {
+        self.last = Some(Instant::now());
+    }
+    fn merge(&mut self, o: &Stats) {
+        self.last = self.last.max(o.last);
+        self.intended.add(&o.intended).unwrap();
+        self.actual.add(&o.actual).unwrap();
+        self.counts.add(&o.counts);
+    }
+}
+
+fn report(name: &str, stats: &Stats, elapsed: Duration, open: bool, vps: f64) -> f64 {
+    let c = &stats.counts;
+    let rate = c.acked() as f64 / elapsed.as_secs_f64();
+    println!(
+        "{name}: {:.0} acknowledged orders/s over {:.2} s ({} accepted, {} rejected by the rules, {} rate-limited, {} errors); orders/s ÷ verify_strict/s (all cores) = {:.3}",
+        rate,
+        elapsed.as_secs_f64(),
+        c.accepted,
+        c.rejected,
+        c.limited,
+        c.errors,
+        rate / vps
+    );
+    if !c.codes.is_empty() {
+        println!("  refusals: {:?}", c.codes);
+    }
+    if open {
+        println!(
+            "  ack latency from intended send: {}",
+            percentiles(&stats.intended)
+        );
+    }
+    println!(
+        "  ack latency from actual send:   {}",
+        percentiles(&stats.actual)
+    );
+    rate
+}
+
+/// Open loop over HTTP: client `i` sends op `k` at `start + (i + k·N)/R`.
+async fn http_open(base: &str, ops: Vec<Vec<Op>>, rate: u64, window: usize) -> (Stats, Duration) {
+    let n = ops.len() as u64;
+    let start = Instant::now() + Duration::from_millis(50);
+    let step = Duration::from_nanos(1_000_000_000 / rate);
+    let mut tasks = Vec::new();
+    for (i, client_ops) in ops.into_iter().enumerate() {
+        let client = reqwest::Client::new();
+        let base = base.to_owned();
+        // HTTP/1.1 keep-alive: at most `window` connections (requests in flight) per client;
+        // a request waits for one, and that wait counts in its latency from the intended time.
+        let conns = Arc::new(tokio::sync::Semaphore::new(window));
+        tasks.push(tokio::spawn(async move {
+            let stats = Arc::new(Mutex::new(Stats::new()));
+            let mut inflight = Vec::with_capacity(client_ops.len());
+            for (k, op) in client_ops.into_iter().enumerate() {
+                let at = start + step * (i as u32 + k as u32 * n as u32);
+                tokio::time::sleep_until(at.into()).await;
+                let req = client
+                    .post(format!("{base}/v1/{}", op.path))
+                    .header("content-type", "application/json")
+                    .body(op.json);
+                let stats = stats.clone();
+                let conns = conns.clone();
+                inflight.push(tokio::spawn(async move {
+                    let _conn = conns.acquire().await.unwrap();
+                    let sent = Instant::now();
+                    let (code, body) = match req.send().await {
+                        Ok(r) => (r.status().as_u16(), r.bytes().await.unwrap_or_default()),
+                        Err(_) => (0, Default::default()),
+                    };
+                    let done = Instant::now();
+                    let mut s = stats.lock().unwrap();
+                    s.done();
+                    s.counts.status(code);
+                    if code != 200 {
+                        s.counts.refusal(&String::from_utf8_lossy(&body));
+                    }
+                    s.intended.saturating_record(us(done - at));
+                    s.actual.saturating_record(us(done - sent));
+                }));
+            }
+            for t in inflight {
+                t.await.unwrap();
+            }
+            Arc::try_unwrap(stats).ok().unwrap().into_inner().unwrap()
+        }));
+    }
+    collect(tasks, start).await
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<Stats>>, start: Instant) -> (Stats, Duration) {
+    let mut all = Stats::new();
+    for t in tasks {
+        all.merge(&t.await.unwrap());
+    }
+    let end = all.last.unwrap_or_else(Instant::now);
+    (all, end.saturating_duration_since(start))
+}
+
+/// Closed loop over HTTP: each client keeps `window` requests in flight for `secs`.
+async fn http_max(base: &str, ops: Vec<Vec<Op>>, window: usize, secs: u64) -> (Stats, Duration) {
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for client_ops in ops {
+        let client = reqwest::Client::new();
+        let base = base.to_owned();
+        let queue = Arc::new(Mutex::new(client_ops.into_iter()));
+        tasks.push(tokio::spawn(async move {
+            let mut workers = Vec::new();
+            for _ in 0..window {
+                let (client, base, queue) = (client.clone(), base.clone(), queue.clone());
+                workers.push(tokio::spawn(async move {
+                    let mut s = Stats::new();
+                    while Instant::now() < end {
+                        let Some(op) = queue.lock().unwrap().next() else {
+                            break;
+                        };
+                        let sent = Instant::now();
+                        let code = match client
+                            .post(format!("{base}/v1/{}", op.path))
+                            .header("content-type", "application/json")
+                            .body(op.json)
+                            .send()
+                            .await
+                        {
+                            Ok(r) => (r.status().as_u16(), r.bytes().await.unwrap_or_default()),
+                            Err(_) => (0, Default::default()),
+                        };
+                        let (code, body) = code;
+                        s.done();
+                        s.counts.status(code);
+                        if code != 200 {
+                            s.counts.refusal(&String::from_utf8_lossy(&body));
+                        }
+                        s.actual.saturating_record(us(sent.elapsed()));
+                    }
+                    s
+                }));
+            }
+            let mut s = Stats::new();
+            for w in workers {
+                s.merge(&w.await.unwrap());
+            }
+            s
+        }));
+    }
+    collect(tasks, start).await
+}
+
+/// Parses `"id":<n>` and `"ok":<bool>` out of a result message.
+fn ws_result(text: &str) -> Option<(usize, bool, u16)> {
+    if !text.contains(r#""type":"result""#) {
+        return None;
+    }
+    let at = text.find(r#""id":"#)? + 5;
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let id = digits.parse().ok()?;
+    if text.contains(r#""ok":true"#) {
+        return Some((id, true, 200));
+    }
+    let status = if text.contains("rate_limited") {
+        429
+    } else {
+        422
+    };
+    Some((id, false, status))
+}
+
+/// WebSocket order entry: one connection per client. Open loop when `rate` is set (op `k` of
+/// client `i` at `start + (i + k·N)/R`), otherwise a window of `window` requests in flight
+/// for `secs`.
+async fn ws_phase(
+    url: &str,
+    ops: Vec<Vec<Op>>,
+    rate: Option<u64>,
+    window: usize,
+    secs: u64,
+) -> (Stats, Duration) {
+    let n = ops.len() as u64;
+    let mut conns = Vec::new();
+    for _ in 0..ops.len() {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        conns.push(ws);
+    }
+    let start = Instant::now() + Duration::from_millis(50);
+    let end = start + Duration::from_secs(secs);
+    let step = rate.map(|r| Duration::from_nanos(1_000_000_000 / r));
+    let mut tasks = Vec::new();
+    for (i, (client_ops, ws)) in ops.into_iter().zip(conns).enumerate() {
+        let (mut sink, mut stream) = ws.split();
+        let total = client_ops.len();
+        let sent_at: Arc<Vec<AtomicU64>> =
+            Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+        let permits = Arc::new(tokio::sync::Semaphore::new(window));
+        let sent_count = Arc::new(AtomicU64::new(0));
+        let (s2, p2, c2) = (sent_at.clone(), permits.clone(), sent_count.clone());
+        let writer = tokio::spawn(async move {
+            for (k, op) in client_ops.into_iter().enumerate() {
+                let text = ws_text(&op, k);
+                match step {
+                    Some(step) => {
+                        let at = start + step * (i as u32 + k as u32 * n as u32);
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    None => {
+                        if Instant::now() >= end {
+                            break;
+                        }
+                        p2.acquire().await.unwrap().forget();
+                    }
+                }
+                s2[k].store(us(Instant::now() - start), Ordering::Relaxed);
+                c2.fetch_add(1, Ordering::Relaxed);
+                if sink.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+            }
+            sink
+        });
+        tasks.push(tokio::spawn(async move {
+            let mut s = Stats::new();
+            let mut got = 0u64;
+            loop {
+                let done_sending = writer.is_finished();
+                if done_sending && got >= sent_count.load(Ordering::Relaxed) {
+                    break;
+                }
+                let text = match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+                    Ok(Some(Ok(Message::Text(text)))) => text,
+                    Ok(Some(Ok(_))) => continue,
+                    _ => break,
+                };
+                let Some((id, ok, code)) = ws_result(text.as_str()) else {
+                    continue;
+                };
+                s.done();
+                if !ok {
+                    s.counts.refusal(text.as_str());
+                }
+                got += 1;
+                permits.add_permits(1);
+                let now = us(Instant::now() - start);
+                let sent = sent_at[id].load(Ordering::Relaxed);
+                s.counts.status(code);
+                s.actual.saturating_record(now.saturating_sub(sent).max(1));
+                if let Some(step) = step {
+                    let at = us(step * (i as u32 + id as u32 * n as u32));
+                    s.intended.saturating_record(now.saturating_sub(at).max(1));
+                }
+            }
+            if let Ok(mut sink) = writer.await {
+                let _ = sink.close().await;
+            }
+            s
+        }));
+    }
+    collect(tasks, start).await
+}
+
+// ---------------------------------------------------------------- fan-out
+
+/// The subscriber side, in its own process: connects `subs` subscribers to `book:<market>`,
+/// prints `READY`, records every book event's seq and receipt time, and after reading the
+/// orders' `seq send_ns ack_ns` lines and `END` on stdin prints the delivery latencies.
+/// One subscriber's receipts: (seq, unix ns).
+type Log = Arc<Mutex<Vec<(u64, u64)>>>;
+
+fn fanout_child(addr: &str, subs: usize, market: u32) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let url = format!("ws://{addr}/v1/ws");
+        let received = Arc::new(AtomicU64::new(0));
+        let logs: Arc<Mutex<Vec<Log>>> = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<bool>(subs.max(1));
+        let gate = Arc::new(tokio::sync::Semaphore::new(256));
+        let started = Instant::now();
+        let mut handles = Vec::new();
+        for _ in 0..subs {
+            let log = Arc::new(Mutex::new(Vec::with_capacity(256)));
+            logs.lock().unwrap().push(log.clone());
+            let (url, received, ready, gate) = (
+                url.clone(),
+                received.clone(),
+                ready_tx.clone(),
+                gate.clone(),
+            );
+            handles.push(tokio::spawn(async move {
+                let permit = gate.acquire_owned().await.unwrap();
+                let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+                    let _ = ready.send(false).await;
+                    return;
+                };
+                let sub = format!(r#"{{"op":"subscribe","channels":["book:{market}"]}}"#);
+                ws.send(Message::text(sub)).await.unwrap();
+                let mut permit = Some(permit);
+                while let Some(Ok(message)) = ws.next().await {
+                    let Message::Text(text) = message else {
+                        continue;
+                    };
+                    let now = unix_ns();
+                    if permit.is_some() {
+                        if text.as_str().contains(r#""type":"snapshot""#) {
+                            drop(permit.take());
+                            let _ = ready.send(true).await;
+                        }
+                        continue;
+                    }
+                    let text = text.as_str();
+                    if let Some(at) = text.find(r#""seq":"#) {
+                        let digits: String = text[at + 6..]
+                            .chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect();
+                        if let Ok(seq) = digits.parse() {
+                            log.lock().unwrap().push((seq, now));
+                            received.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        drop(ready_tx);
+        let (mut ok, mut failed) = (0usize, 0usize);
+        while let Some(r) = ready_rx.recv().await {
+            if r {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
+            if ok + failed == subs {
+                break;
+            }
+        }
+        println!("READY {ok} {failed} {:.2}", started.elapsed().as_secs_f64());
+        std::io::stdout().flush().unwrap();
+        // The orders (`seq send_ns ack_ns`), then END.
+        let orders = tokio::task::spawn_blocking(|| {
+            let mut orders = std::collections::HashMap::new();
+            for line in std::io::stdin().lock().lines() {
+                let line = line.unwrap();
+                if line == "END" {
+                    break;
+                }
+                let v: Vec<u64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+                orders.insert(v[0], (v[1], v[2]));
+            }
+            orders
+        })
+        .await
+        .unwrap();
+        let expected = (orders.len() * ok) as u64;
+        let mut last = (received.load(Ordering::Relaxed), Instant::now());
+        let wait_from = Instant::now();
+        while received.load(Ordering::Relaxed) < expected
+            && wait_from.elapsed() < Duration::from_secs(20)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = received.load(Ordering::Relaxed);
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+        }
+        let (mut from_send, mut from_ack) = (histogram(), histogram());
+        let mut delivered = 0u64;
+        for log in logs.lock().unwrap().iter() {
+            for (seq, at) in log.lock().unwrap().iter() {
+                if let Some((sent, acked)) = orders.get(seq) {
+                    delivered += 1;
+                    from_send.saturating_record((at.saturating_sub(*sent) / 1_000).max(1));
+                    from_ack.saturating_record((at.saturating_sub(*acked) / 1_000).max(1));
+                }
+            }
+        }
+        println!(
+            "DELIVERED {delivered} of {expected} ({} orders x {ok} subscribers)",
+            orders.len()
+        );
+        println!(
+            "  delivery latency from order send: {}",
+            percentiles(&from_send)
+        );
+        println!(
+            "  delivery latency from order ack:  {}",
+            percentiles(&from_ack)
+        );
+        std::io::stdout().flush().unwrap();
+        for h in &handles {
+            h.abort();
+        }
+    });
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--fanout-child") {
+        fanout_child(&argv[2], argv[3].parse().unwrap(), argv[4].parse().unwrap());
+        return;
+    }
+    run(&Args::parse());
+}
+
+fn config(dir: &std::path::Path, args: &Args) -> ApiConfig {
+    let limits = api::limits::LimitsConfig {
+        per_ip_per_sec: 10_000_000,
+        per_ip_burst: 10_000_000,
+        per_key_per_sec: 10_000_000,
+        per_key_burst: 10_000_000,
+        ws_per_ip: 1_000_000,
+        ws_messages_per_sec: 10_000_000,
+        ..Default::default()
+    };
+    ApiConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: None,
+        rules: Rules {
+            exchange: exchange(),
+            assets: vec![mint(BASE), mint(QUOTE)],
+            markets: vec![spec(0), spec(1)],
+            max_expiry_horizon_secs: 86_400 * 365,
+            expiry_margin_secs: 30,
+            max_open_orders: 100_000,
+        },
+        sequencer: sequencer::Config {
+            journal: JournalConfig::new(dir.join("journal")),
+            tick_interval: Duration::from_millis(200),
+        },
+        database_url: format!("sqlite://{}?mode=rwc", dir.join("store.db").display()),
+        projector: Default::default(),
+        verify_threads: args.verify_threads,
+        limits,
+        market_data: Default::default(),
+        ws: api::ws::WsConfig {
+            ping_interval: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(600),
+            ..Default::default()
+        },
+    }
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {model}")
+}
+
+fn run(args: &Args) {
+    println!("machine: {}", machine());
+    println!("config: {args:?}");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let v1 = verify_rate(1, Duration::from_secs(1));
+    let vn = verify_rate(cores, Duration::from_secs(1));
+    println!(
+        "raw ed25519 verify_strict: {v1:.0}/s on 1 thread, {vn:.0}/s on {cores} threads (this machine, this process)"
+    );
+
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .thread_name("server")
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .thread_name("client")
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let api = server_rt
+        .block_on(api::start(config(dir.path(), args)))
+        .unwrap();
+    let addr = api.local_addr();
+    let base = format!("http://{addr}");
+    let ws_url = format!("ws://{addr}/v1/ws");
+
+    let mut wallets: Vec<Wallet> = (0..args.clients).map(Wallet::new).collect();
+    let mut maker = Wallet::new(9_999_999);
+    let sequencer = api.sequencer();
+    let owners: Vec<[u8; 32]> = wallets.iter().chain([&maker]).map(|w| w.owner).collect();
+    client_rt.block_on(async {
+        let deposits = owners.iter().enumerate().flat_map(|(i, owner)| {
+            [BASE, QUOTE].map(|asset| {
+                let mut tx = [0u8; 64];
+                tx[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                tx[8] = asset;
+                sequencer.submit(Command::DepositObserved {
+                    owner: *owner,
+                    asset,
+                    amount: 1_000_000_000_000_000,
+                    tx,
+                    ix_index: 0,
+                })
+            })
+        });
+        for ack in futures_util::future::join_all(deposits).await {
+            assert!(!ack.unwrap().events.is_empty());
+        }
+    });
+    println!("funded {} wallets", owners.len());
+
+    let mut k = 0u64;
+    let mut next_ops = |wallets: &mut [Wallet], per_client: usize| {
+        let ops = presign(wallets, per_client, k);
+        k += per_client as u64;
+        ops
+    };
+    let open_per_client = (args.rate * args.secs) as usize / args.clients;
+    let max_per_client = (60_000 * args.secs) as usize / args.clients;
+    if args.runs("http-open") {
+        let ops = next_ops(&mut wallets, open_per_client);
+        let (stats, elapsed) = client_rt.block_on(http_open(&base, ops, args.rate, args.window));
+        let name = format!(
+            "http-open (offered {}/s, {} clients)",
+            args.rate, args.clients
+        );
+        report(&name, &stats, elapsed, true, vn);
+    }
+    if args.runs("http-max") {
+        let ops = next_ops(&mut wallets, max_per_client);
+        let (stats, elapsed) = client_rt.block_on(http_max(&base, ops, args.window, args.secs));
+        let name = format!(
+            "http-max ({} clients x {} in flight)",
+            args.clients, args.window
+        );
+        report(&name, &stats, elapsed, false, vn);
+    }
+    if args.runs("ws-open") {
+        let ops = next_ops(&mut wallets, open_per_client);
+        let (stats, elapsed) = client_rt.block_on(ws_phase(
+            &ws_url,
+            ops,
+            Some(args.rate),
+            args.window,
+            args.secs,
+        ));
+        let name = format!(
+            "ws-open (offered {}/s, {} connections)",
+            args.rate, args.clients
+        );
+        report(&name, &stats, elapsed, true, vn);
+    }
+    if args.runs("ws-max") {
+        let ops = next_ops(&mut wallets, max_per_client);
+        let (stats, elapsed) =
+            client_rt.block_on(ws_phase(&ws_url, ops, None, args.window, args.secs));
+        let name = format!(
+            "ws-max ({} connections x {} in flight)",
+            args.clients, args.window
+        );
+        report(&name, &stats, elapsed, false, vn);
+    }
+    if args.runs("fanout") {
+        fanout(args, &client_rt, &addr.to_string(), &base, &mut maker);
+    }
+    drop(client_rt);
+    let started = Instant::now();
+    server_rt.block_on(api.shutdown()).unwrap();
+    println!("shutdown in {:.2} s", started.elapsed().as_secs_f64());
+}
+
+fn fanout(
+    args: &Args,
+    client_rt: &tokio::runtime::Runtime,
+    addr: &str,
+    base: &str,
+    maker: &mut Wallet,
+) {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--fanout-child", addr, &args.subs.to_string(), "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    let parts: Vec<&str> = ready.split(' ').collect();
+    println!(
+        "fanout: {} subscribers to book:1 connected ({} failed) in {} s, in a child process",
+        parts[1], parts[2], parts[3]
+    );
+    let ops: Vec<String> = (0..args.fanout_orders as u64)
+        .map(|j| {
+            let bytes = maker.order(1, Side::Sell, OrderType::Limit, 2 * MID + j, 1);
+            maker.signed_json(&bytes)
+        })
+        .collect();
+    let step = Duration::from_nanos(1_000_000_000 / args.fanout_rate.max(1));
+    let acks = client_rt.block_on(async {
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (j, body) in ops.into_iter().enumerate() {
+            tokio::time::sleep_until((start + step * j as u32).into()).await;
+            let req = client
+                .post(format!("{base}/v1/orders"))
+                .header("content-type", "application/json")
+                .body(body);
+            tasks.push(tokio::spawn(async move {
+                let sent = unix_ns();
+                let bytes = req.send().await.unwrap().bytes().await.unwrap();
+                let acked = unix_ns();
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                (v["seq"].as_u64().unwrap(), sent, acked)
+            }));
+        }
+        let mut acks = Vec::new();
+        for t in tasks {
+            acks.push(t.await.unwrap());
+        }
+        acks
+    });
+    println!(
+        "fanout: {} book-changing orders at {}/s, each acknowledged",
+        acks.len(),
+        args.fanout_rate
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    for (seq, sent, acked) in &acks {
+        writeln!(stdin, "{seq} {sent} {acked}").unwrap();
+    }
+    writeln!(stdin, "END").unwrap();
+    drop(stdin);
+    for line in lines {
+        println!("fanout: {}", line.unwrap());
+    }
+    child.wait().unwrap();
+}
