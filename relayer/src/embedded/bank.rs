@@ -7,7 +7,7 @@ use super::{Config, Error};
 use solana_account_decoder::parse_account_data::SplTokenAdditionalDataV2;
 use solana_account_decoder::parse_token::{is_known_spl_token_id, token_amount_to_ui_amount_v3};
 use solana_address_lookup_table_interface::state::AddressLookupTable;
-use solana_program_test::{BanksClient, ProgramTestBanksClientExt, ProgramTestContext};
+use solana_program_test::{BanksClient, ProgramTestContext};
 use solana_sdk::account::Account;
 use solana_sdk::clock::{Clock, Slot};
 use solana_sdk::hash::Hash;
@@ -53,6 +53,11 @@ pub(crate) struct Bank {
     /// balances before and after, its slot and the bank it ran in are one consistent picture.
     ctx: Mutex<ProgramTestContext>,
     client: BanksClient,
+    /// Every call into the bank holds the read side for that one call; a slot advance holds the
+    /// write side. `warp_to_slot` takes the bank's internal locks in the opposite order to the
+    /// banks server's request handling, so the two running at once can deadlock (seen under
+    /// load: the clock's warp and a simulation each waiting on the other's lock).
+    gate: RwLock<()>,
     faucet: Keypair,
     max_airdrop_lamports: u64,
     /// Blockhash of the last airdrop: two identical transfers need different blockhashes.
@@ -77,6 +82,7 @@ impl Bank {
         Ok(Bank {
             ctx: Mutex::new(ctx),
             client,
+            gate: RwLock::new(()),
             faucet,
             max_airdrop_lamports: config.max_airdrop_lamports,
             last_airdrop: Mutex::new(None),
@@ -84,8 +90,19 @@ impl Bank {
         })
     }
 
-    pub fn client(&self) -> &BanksClient {
-        &self.client
+    /// The latest blockhash and its last valid block height.
+    pub async fn latest_blockhash(&self) -> Result<(Hash, u64), Error> {
+        let _gate = self.gate.read().await;
+        self.client
+            .get_latest_blockhash_with_commitment(Default::default())
+            .await?
+            .ok_or(Error::BankAnswer("no latest blockhash"))
+    }
+
+    /// The rent sysvar.
+    pub async fn rent(&self) -> Result<solana_sdk::rent::Rent, Error> {
+        let _gate = self.gate.read().await;
+        Ok(self.client.get_rent().await?)
     }
 
     pub fn max_airdrop_lamports(&self) -> u64 {
@@ -97,18 +114,22 @@ impl Bank {
     }
 
     pub async fn slot(&self) -> Result<Slot, Error> {
+        let _gate = self.gate.read().await;
         Ok(self.client.get_root_slot().await?)
     }
 
     pub async fn block_height(&self) -> Result<u64, Error> {
+        let _gate = self.gate.read().await;
         Ok(self.client.get_root_block_height().await?)
     }
 
     /// Moves the bank to the next slot (the slot clock's tick).
     pub async fn advance_slot(&self) -> Result<Slot, Error> {
         let mut ctx = self.ctx.lock().await;
+        let _gate = self.gate.write().await;
         let next = self
-            .slot()
+            .client
+            .get_root_slot()
             .await?
             .checked_add(1)
             .ok_or(Error::SlotOverflow)?;
@@ -117,6 +138,7 @@ impl Bank {
     }
 
     pub async fn account(&self, address: &Pubkey) -> Result<Option<Account>, Error> {
+        let _gate = self.gate.read().await;
         Ok(self.client.get_account(*address).await?)
     }
 
@@ -132,10 +154,12 @@ impl Bank {
     /// instructions is simulated, so the bank's own age rule decides.
     pub async fn is_blockhash_valid(&self, blockhash: &Hash) -> Result<bool, Error> {
         let message = Message::new_with_blockhash(&[], Some(&self.faucet.pubkey()), blockhash);
-        let simulated = self
-            .client
-            .simulate_transaction(Transaction::new_unsigned(message))
-            .await?;
+        let simulated = {
+            let _gate = self.gate.read().await;
+            self.client
+                .simulate_transaction(Transaction::new_unsigned(message))
+                .await?
+        };
         Ok(!matches!(
             simulated.result,
             Some(Err(TransactionError::BlockhashNotFound))
@@ -143,7 +167,10 @@ impl Bank {
     }
 
     pub async fn simulate(&self, tx: VersionedTransaction) -> Result<Simulation, Error> {
-        let simulated = self.client.simulate_transaction(tx).await?;
+        let simulated = {
+            let _gate = self.gate.read().await;
+            self.client.simulate_transaction(tx).await?
+        };
         let result = simulated
             .result
             .ok_or(Error::BankAnswer("a simulation without a result"))?;
@@ -232,10 +259,12 @@ impl Bank {
         let _ctx = self.ctx.lock().await;
         let fee = self.fee(&tx, &keys).await?;
         let pre = self.accounts(&keys).await?;
-        let processed = self
-            .client
-            .process_transaction_with_metadata(tx.clone())
-            .await?;
+        let processed = {
+            let _gate = self.gate.read().await;
+            self.client
+                .process_transaction_with_metadata(tx.clone())
+                .await?
+        };
         let Some(metadata) = processed.metadata else {
             return match processed.result {
                 Err(err) => Ok(Submission::Rejected(err)),
@@ -243,11 +272,18 @@ impl Bank {
             };
         };
         let post = self.accounts(&keys).await?;
-        let slot = match self.client.get_transaction_status(signature).await? {
+        let status = {
+            let _gate = self.gate.read().await;
+            self.client.get_transaction_status(signature).await?
+        };
+        let slot = match status {
             Some(status) => status.slot,
             None => self.slot().await?,
         };
-        let clock = self.client.get_sysvar::<Clock>().await?;
+        let clock = {
+            let _gate = self.gate.read().await;
+            self.client.get_sysvar::<Clock>().await?
+        };
         let status = processed.result;
         let meta = TransactionStatusMeta {
             status: status.clone(),
@@ -288,10 +324,13 @@ impl Bank {
         lamports: u64,
     ) -> Result<(Signature, Submission), Error> {
         let mut last = self.last_airdrop.lock().await;
-        let mut client = self.client.clone();
-        let mut blockhash = client.get_latest_blockhash().await?;
-        if *last == Some(blockhash) {
-            blockhash = client.get_new_latest_blockhash(&blockhash).await?;
+        // Two airdrops of the same amount to the same wallet under one blockhash would be one
+        // transaction: wait for the next slot's blockhash (polled call by call, so the slot
+        // clock can take the bank in between).
+        let mut blockhash = self.latest_blockhash().await?.0;
+        while *last == Some(blockhash) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            blockhash = self.latest_blockhash().await?.0;
         }
         *last = Some(blockhash);
         let transfer =

@@ -40,13 +40,7 @@ impl Rpc {
         let config: Option<RpcContextConfig> = Args::new(params)?.optional(0)?;
         let slot = self.bank.slot().await?;
         check_min_context_slot(config.and_then(|config| config.min_context_slot), slot)?;
-        let (blockhash, last_valid_block_height) = self
-            .bank
-            .client()
-            .get_latest_blockhash_with_commitment(Default::default())
-            .await
-            .map_err(crate::embedded::Error::from)?
-            .ok_or(crate::embedded::Error::BankAnswer("no latest blockhash"))?;
+        let (blockhash, last_valid_block_height) = self.bank.latest_blockhash().await?;
         with_context(
             slot,
             RpcBlockhash {
@@ -70,12 +64,7 @@ impl Rpc {
         params: Params,
     ) -> Result<Value> {
         let data_len: usize = Args::new(params)?.required(0, "data length")?;
-        let rent = self
-            .bank
-            .client()
-            .get_rent()
-            .await
-            .map_err(crate::embedded::Error::from)?;
+        let rent = self.bank.rent().await?;
         Ok(Value::from(rent.minimum_balance(data_len)))
     }
 

@@ -93,13 +93,7 @@ impl Rpc {
                     "sigVerify may not be used with replaceRecentBlockhash",
                 ));
             }
-            let (blockhash, last_valid_block_height) = self
-                .bank
-                .client()
-                .get_latest_blockhash_with_commitment(Default::default())
-                .await
-                .map_err(crate::embedded::Error::from)?
-                .ok_or(crate::embedded::Error::BankAnswer("no latest blockhash"))?;
+            let (blockhash, last_valid_block_height) = self.bank.latest_blockhash().await?;
             tx.message.set_recent_blockhash(blockhash);
             Some(RpcBlockhash {
                 blockhash: blockhash.to_string(),
