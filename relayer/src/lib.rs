@@ -4,3 +4,4 @@
 pub mod batcher;
 pub mod embedded;
 pub mod listener;
+pub mod submitter;
