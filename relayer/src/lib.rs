@@ -4,4 +4,5 @@
 pub mod batcher;
 pub mod embedded;
 pub mod listener;
+pub mod reconcile;
 pub mod submitter;
