@@ -274,7 +274,9 @@ async fn resume_older_than_the_ring_gets_a_resync_and_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_disconnected_with_a_reason() {
-    let t = TestApi::start_with(|c| c.ws.queue = 2).await;
+    // Room for the subscribe burst (confirmation and four snapshots) even if the writer has
+    // not drained anything yet; far too little for the sweep below.
+    let t = TestApi::start_with(|c| c.ws.queue = 8).await;
     let (mut maker, mut taker) = funded(&t).await;
     for i in 0..30 {
         assert_eq!(
