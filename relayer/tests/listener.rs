@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{eventually, Chain, Exchange, NOOP_PROGRAM};
+use common::{eventually, noop_program, Chain, Exchange};
 use kestrel::error::KestrelError;
 use kestrel::state::UserAccount;
 use kestrel_relayer::listener::{
@@ -80,7 +80,7 @@ async fn listener_reports_successful_deposits_and_exits_once_and_nothing_else() 
         noop,
         Account {
             lamports: LAMPORTS_PER_SOL,
-            data: NOOP_PROGRAM.to_vec(),
+            data: noop_program(),
             owner: solana_sdk::bpf_loader::id(),
             executable: true,
             rent_epoch: 0,

@@ -21,8 +21,26 @@ pub const LOT: u64 = 1_000;
 pub const TICK: u64 = 10;
 pub const WITHDRAWAL_DELAY_SLOTS: u64 = 4;
 
-/// A program that accepts any instruction (solana-program-test's fixture).
-pub const NOOP_PROGRAM: &[u8] = include_bytes!("../fixtures/noop_program.so");
+/// A program that accepts any instruction: solana-program-test's own test fixture, read from
+/// that dependency's package in the cargo registry (pinned =3.1.12) rather than copied here.
+pub fn noop_program() -> Vec<u8> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
+    let registry = cargo_home.join("registry").join("src");
+    std::fs::read_dir(&registry)
+        .expect("cargo registry sources")
+        .filter_map(Result::ok)
+        .map(|index| {
+            index
+                .path()
+                .join("solana-program-test-3.1.12/tests/fixtures/noop_program.so")
+        })
+        .find(|path| path.exists())
+        .map(|path| std::fs::read(path).expect("read noop_program.so"))
+        .expect("solana-program-test 3.1.12 sources in the cargo registry")
+}
 
 /// Polls `check` until it yields a value, failing after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
