@@ -137,6 +137,10 @@ pub struct SubmitterConfig {
     pub poll_interval: Duration,
     /// Time before the same signed transaction is sent again (same signature: harmless).
     pub rebroadcast_interval: Duration,
+    /// Retries of a failed RPC read (blockhash, status, market) before the run stops.
+    pub rpc_retries: u32,
+    /// Wait before the first retry; doubles each time.
+    pub rpc_backoff: Duration,
 }
 
 impl Default for SubmitterConfig {
@@ -144,6 +148,8 @@ impl Default for SubmitterConfig {
         SubmitterConfig {
             poll_interval: Duration::from_millis(200),
             rebroadcast_interval: Duration::from_secs(2),
+            rpc_retries: 6,
+            rpc_backoff: Duration::from_millis(100),
         }
     }
 }
@@ -309,12 +315,12 @@ impl<'a, R: SettlementReport> Submitter<'a, R> {
     }
 
     async fn market(&self, market: u32) -> Result<Market, SubmitError> {
+        let address = self.deployment.market_address(market);
         let account = self
-            .rpc
-            .get_account_with_commitment(
-                &self.deployment.market_address(market),
-                self.rpc.commitment(),
-            )
+            .retry(|| {
+                self.rpc
+                    .get_account_with_commitment(&address, self.rpc.commitment())
+            })
             .await?
             .value
             .ok_or_else(|| SubmitError::Market {
@@ -344,8 +350,7 @@ impl<'a, R: SettlementReport> Submitter<'a, R> {
         };
         loop {
             let (blockhash, _) = self
-                .rpc
-                .get_latest_blockhash_with_commitment(commitment)
+                .retry(|| self.rpc.get_latest_blockhash_with_commitment(commitment))
                 .await?;
             let tx = Transaction::new_signed_with_payer(
                 &instructions,
@@ -379,7 +384,10 @@ impl<'a, R: SettlementReport> Submitter<'a, R> {
                     Some(None) => continue,
                     None => {}
                 }
-                if !self.rpc.is_blockhash_valid(&blockhash, commitment).await? {
+                if !self
+                    .retry(|| self.rpc.is_blockhash_valid(&blockhash, commitment))
+                    .await?
+                {
                     // Expired; one last look closes the race with a late landing.
                     match self.status(&signature).await? {
                         Some(Some(result)) => break Some(result),
@@ -402,6 +410,29 @@ impl<'a, R: SettlementReport> Submitter<'a, R> {
         }
     }
 
+    /// Runs an idempotent RPC read, retrying with exponential backoff when the node (or the
+    /// network to it) fails; only a failure that outlasts every retry stops the run.
+    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, SubmitError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let mut delay = self.config.rpc_backoff;
+        let mut tries = 0u32;
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(err) if tries >= self.config.rpc_retries => return Err(err.into()),
+                Err(err) => {
+                    tracing::debug!(%err, tries, "rpc read failed; retrying");
+                    tries = tries.saturating_add(1);
+                    tokio::time::sleep(delay).await;
+                    delay = delay.saturating_mul(2);
+                }
+            }
+        }
+    }
+
     /// Records and reports the outcome of the last attempt.
     fn finish(&mut self, outcome: Outcome) {
         if let Some(last) = self.attempts.last_mut() {
@@ -417,7 +448,10 @@ impl<'a, R: SettlementReport> Submitter<'a, R> {
         &self,
         signature: &Signature,
     ) -> Result<Option<Option<Result<(), TransactionError>>>, SubmitError> {
-        let statuses = self.rpc.get_signature_statuses(&[*signature]).await?;
+        let signatures = [*signature];
+        let statuses = self
+            .retry(|| self.rpc.get_signature_statuses(&signatures))
+            .await?;
         Ok(statuses.value.into_iter().next().flatten().map(|status| {
             status
                 .satisfies_commitment(self.rpc.commitment())

@@ -91,6 +91,7 @@ async fn reconciliation_is_clean_after_activity_and_a_mismatch_halts_withdrawals
         SubmitterConfig {
             poll_interval: Duration::from_millis(20),
             rebroadcast_interval: Duration::from_millis(500),
+            ..SubmitterConfig::default()
         },
     );
     assert_eq!(submitter.settle(&packed).await.unwrap().confirmed.len(), 2);

@@ -57,6 +57,7 @@ fn config() -> SubmitterConfig {
     SubmitterConfig {
         poll_interval: Duration::from_millis(20),
         rebroadcast_interval: Duration::from_millis(500),
+        ..SubmitterConfig::default()
     }
 }
 
