@@ -1,0 +1,465 @@
+//! The embedded devnet: an in-process chain with a deployment (two demo mints, the exchange,
+//! market 0), two funded demo wallets, the router API on SQLite and the relayer loops.
+//!
+//! The embedded chain lives in memory, so every run starts from genesis: the router's journal
+//! and store under `<data-dir>/router` are reset at start. Keys (admin/operator, mints, demo
+//! wallets) are kept in the data dir and reused, so addresses stay the same across runs.
+
+use crate::bridge::{self, Bridge};
+use crate::keys;
+use kestrel::instructions::CreateMarketArgs;
+use kestrel_matcher::journal::JournalConfig;
+use kestrel_relayer::embedded::{self, EmbeddedChain};
+use kestrel_router::api::{self, Api, ApiConfig};
+use kestrel_router::market::MarketSpec;
+use kestrel_router::sequencer;
+use kestrel_router::state::Rules;
+use kestrel_sdk::Deployment;
+use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_sdk::account::Account;
+use solana_sdk::instruction::Instruction;
+use solana_sdk::native_token::LAMPORTS_PER_SOL;
+use solana_sdk::program_pack::Pack;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use solana_sdk::transaction::Transaction;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Deployment id of the devnet exchange.
+pub const DOMAIN_ID: u64 = 1;
+/// Decimals of the demo mints.
+pub const DECIMALS: u8 = 6;
+/// Atoms minted to each demo wallet's token account, per asset (1,000,000 tokens).
+pub const MINTED: u64 = 1_000_000 * 1_000_000;
+/// Atoms each demo wallet deposits at start, per asset (100,000 tokens).
+pub const DEPOSITED: u64 = 100_000 * 1_000_000;
+/// Slots before a user-initiated withdrawal may execute.
+pub const WITHDRAWAL_DELAY_SLOTS: u64 = 25;
+/// Slots before announced fees take effect.
+pub const FEE_CHANGE_DELAY_SLOTS: u64 = 100;
+
+/// How the devnet starts.
+#[derive(Debug, Clone)]
+pub struct DevnetConfig {
+    /// Keys, journal and SQLite store.
+    pub data_dir: PathBuf,
+    /// REST + WebSocket API address.
+    pub http: SocketAddr,
+    /// JSON-RPC address of the embedded chain.
+    pub rpc: SocketAddr,
+    /// Time between slots of the embedded chain.
+    pub slot_interval: Duration,
+    /// Time between settlement rounds.
+    pub settle_interval: Duration,
+    /// Time between listener polls.
+    pub listen_interval: Duration,
+}
+
+impl DevnetConfig {
+    /// Defaults for `data_dir` with loopback ports chosen by the OS (tests).
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> DevnetConfig {
+        DevnetConfig {
+            data_dir: data_dir.into(),
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rpc: SocketAddr::from(([127, 0, 0, 1], 0)),
+            slot_interval: Duration::from_millis(100),
+            settle_interval: Duration::from_millis(200),
+            listen_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Starting or running the devnet failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// Data dir or key files.
+    #[error("data dir: {0}")]
+    Io(#[from] std::io::Error),
+    /// The embedded chain.
+    #[error("embedded chain: {0}")]
+    Chain(#[from] embedded::Error),
+    /// An RPC call during bootstrap.
+    #[error("rpc: {0}")]
+    Rpc(#[from] Box<solana_client::client_error::ClientError>),
+    /// The SDK refused an instruction.
+    #[error("sdk: {0}")]
+    Sdk(#[from] kestrel_sdk::Error),
+    /// An SPL Token instruction could not be built.
+    #[error("token instruction: {0}")]
+    Token(String),
+    /// The router API.
+    #[error("router: {0}")]
+    Api(#[from] api::StartError),
+    /// The router API did not stop cleanly.
+    #[error("router shutdown: {0}")]
+    ApiShutdown(#[from] api::ShutdownError),
+    /// The store.
+    #[error("store: {0}")]
+    Store(#[from] kestrel_router::store::StoreError),
+}
+
+impl From<solana_client::client_error::ClientError> for DevnetError {
+    fn from(err: solana_client::client_error::ClientError) -> Self {
+        DevnetError::Rpc(Box::new(err))
+    }
+}
+
+/// A demo wallet: its key, its token accounts (base, quote), funded and with an exchange account.
+pub struct DemoWallet {
+    /// The wallet key (also signs orders).
+    pub keypair: Keypair,
+    /// Token accounts by asset index (base, quote).
+    pub token_accounts: [Pubkey; 2],
+}
+
+/// A compact status of the running devnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Orders the router has accepted.
+    pub orders: usize,
+    /// Fills matched.
+    pub fills: usize,
+    /// Fills confirmed on-chain by this run's settlement loop.
+    pub settled: u64,
+    /// Fills quarantined.
+    pub quarantined: u64,
+}
+
+/// A running devnet.
+pub struct Devnet {
+    chain: EmbeddedChain,
+    api: Api,
+    bridge: Bridge,
+    deployment: Deployment,
+    operator: Arc<Keypair>,
+    wallets: Vec<DemoWallet>,
+    data_dir: PathBuf,
+}
+
+/// The on-chain market 0 of the devnet.
+pub fn market_args() -> CreateMarketArgs {
+    CreateMarketArgs {
+        index: 0,
+        base_asset: 0,
+        quote_asset: 1,
+        base_lot_size: 1_000,
+        tick_size: 10,
+        min_size_lots: 1,
+        maker_fee_bps: 2,
+        taker_fee_bps: 5,
+    }
+}
+
+/// The router's view of an on-chain market.
+pub fn market_spec(args: &CreateMarketArgs) -> MarketSpec {
+    MarketSpec {
+        index: args.index,
+        base_asset: args.base_asset,
+        quote_asset: args.quote_asset,
+        base_lot_size: args.base_lot_size,
+        tick_size: args.tick_size,
+        min_size_lots: args.min_size_lots,
+        max_size_lots: 1_000_000_000,
+        min_price_ticks: 1,
+        max_price_ticks: 1_000_000_000,
+        maker_fee_bps: args.maker_fee_bps,
+        taker_fee_bps: args.taker_fee_bps,
+        max_orders: 65_536,
+    }
+}
+
+impl Devnet {
+    /// Bootstraps the chain and the deployment, then starts the router and the relayer loops.
+    pub async fn start(config: DevnetConfig) -> Result<Devnet, DevnetError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir)?;
+        let admin = keys::load_or_create(&dir.join("admin.json"))?;
+        let base_mint = keys::load_or_create(&dir.join("base-mint.json"))?;
+        let quote_mint = keys::load_or_create(&dir.join("quote-mint.json"))?;
+        let users = [
+            keys::load_or_create(&dir.join("wallet-1.json"))?,
+            keys::load_or_create(&dir.join("wallet-2.json"))?,
+        ];
+        let genesis = std::iter::once(&admin)
+            .chain(users.iter())
+            .map(|k| (k.pubkey(), funded_account()))
+            .collect();
+        let chain = EmbeddedChain::start(embedded::Config {
+            bind: config.rpc,
+            slot_interval: config.slot_interval,
+            accounts: genesis,
+            ..embedded::Config::default()
+        })
+        .await?;
+        let rpc = RpcClient::new(chain.rpc_url());
+        create_mint(&rpc, &admin, &base_mint).await?;
+        create_mint(&rpc, &admin, &quote_mint).await?;
+        let deployment = Deployment::new(DOMAIN_ID, vec![base_mint.pubkey(), quote_mint.pubkey()]);
+        let market = market_args();
+        let setup = vec![
+            deployment.initialize_exchange(
+                &admin.pubkey(),
+                &admin.pubkey(),
+                &admin.pubkey(),
+                WITHDRAWAL_DELAY_SLOTS,
+                FEE_CHANGE_DELAY_SLOTS,
+            ),
+            deployment.add_asset(&admin.pubkey(), 0)?,
+            deployment.add_asset(&admin.pubkey(), 1)?,
+            deployment.create_market(&admin.pubkey(), market_args()),
+        ];
+        send(&rpc, &setup, &admin, &[]).await?;
+        let mut wallets = Vec::new();
+        for user in users {
+            wallets.push(fund_wallet(&rpc, &deployment, &admin, user).await?);
+        }
+
+        let router_dir = dir.join("router");
+        if router_dir.exists() {
+            std::fs::remove_dir_all(&router_dir)?;
+        }
+        std::fs::create_dir_all(&router_dir)?;
+        let api = api::start(api_config(&config, &router_dir, &deployment, &market)).await?;
+        let operator = Arc::new(admin);
+        let bridge = bridge::start(
+            chain.rpc_url(),
+            deployment.clone(),
+            operator.clone(),
+            api.sequencer(),
+            api.store().clone(),
+            bridge::BridgeConfig {
+                settle_interval: config.settle_interval,
+                listen_interval: config.listen_interval,
+            },
+        );
+        Ok(Devnet {
+            chain,
+            api,
+            bridge,
+            deployment,
+            operator,
+            wallets,
+            data_dir: config.data_dir,
+        })
+    }
+
+    /// The embedded chain's JSON-RPC URL.
+    pub fn rpc_url(&self) -> String {
+        self.chain.rpc_url()
+    }
+
+    /// The REST API base URL.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.api.local_addr())
+    }
+
+    /// The WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/ws", self.api.local_addr())
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The deployment's addresses.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// The admin, operator and fee collector key.
+    pub fn operator(&self) -> &Keypair {
+        &self.operator
+    }
+
+    /// The demo wallets.
+    pub fn wallets(&self) -> &[DemoWallet] {
+        &self.wallets
+    }
+
+    /// The router API.
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// Orders, fills and settlement counts.
+    pub async fn status(&self) -> Result<Status, DevnetError> {
+        let digests = self.api.store().table_digests().await?;
+        let rows = |table: &str| {
+            digests
+                .iter()
+                .find(|d| d.table == table)
+                .map_or(0, |d| d.rows)
+        };
+        Ok(Status {
+            orders: rows("orders"),
+            fills: rows("fills"),
+            settled: self.bridge.settled(),
+            quarantined: self.bridge.quarantined(),
+        })
+    }
+
+    /// Stops the relayer loops, the router (draining it) and the chain.
+    pub async fn shutdown(self) -> Result<(), DevnetError> {
+        self.bridge.shutdown().await;
+        let api = self.api.shutdown().await;
+        let chain = self.chain.shutdown().await;
+        api?;
+        chain?;
+        Ok(())
+    }
+}
+
+fn funded_account() -> Account {
+    Account {
+        lamports: LAMPORTS_PER_SOL.saturating_mul(100),
+        data: Vec::new(),
+        owner: solana_system_interface::program::ID,
+        executable: false,
+        rent_epoch: 0,
+    }
+}
+
+fn api_config(
+    config: &DevnetConfig,
+    router_dir: &Path,
+    deployment: &Deployment,
+    market: &CreateMarketArgs,
+) -> ApiConfig {
+    ApiConfig {
+        listen: config.http,
+        metrics_listen: None,
+        rules: Rules {
+            exchange: deployment.exchange,
+            assets: deployment.mints.clone(),
+            markets: vec![market_spec(market)],
+            max_expiry_horizon_secs: 86_400 * 365,
+            expiry_margin_secs: 30,
+            max_open_orders: 256,
+        },
+        sequencer: sequencer::Config {
+            journal: JournalConfig::new(router_dir.join("journal")),
+            tick_interval: Duration::from_millis(200),
+        },
+        database_url: format!(
+            "sqlite://{}?mode=rwc",
+            router_dir.join("store.db").display()
+        ),
+        projector: Default::default(),
+        verify_threads: 2,
+        limits: Default::default(),
+        market_data: Default::default(),
+        ws: Default::default(),
+    }
+}
+
+/// Sends `ixs` paid by `payer` and waits until the transaction is final.
+pub async fn send(
+    rpc: &RpcClient,
+    ixs: &[Instruction],
+    payer: &Keypair,
+    signers: &[&Keypair],
+) -> Result<solana_sdk::signature::Signature, DevnetError> {
+    let blockhash = rpc.get_latest_blockhash().await?;
+    let mut all = vec![payer];
+    all.extend_from_slice(signers);
+    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash);
+    Ok(rpc.send_and_confirm_transaction(&tx).await?)
+}
+
+fn token_err(e: impl std::fmt::Display) -> DevnetError {
+    DevnetError::Token(e.to_string())
+}
+
+async fn create_mint(
+    rpc: &RpcClient,
+    authority: &Keypair,
+    mint: &Keypair,
+) -> Result<(), DevnetError> {
+    let space = spl_token_interface::state::Mint::LEN;
+    let rent = rpc.get_minimum_balance_for_rent_exemption(space).await?;
+    let ixs = [
+        solana_system_interface::instruction::create_account(
+            &authority.pubkey(),
+            &mint.pubkey(),
+            rent,
+            space as u64,
+            &spl_token_interface::ID,
+        ),
+        spl_token_interface::instruction::initialize_mint2(
+            &spl_token_interface::ID,
+            &mint.pubkey(),
+            &authority.pubkey(),
+            None,
+            DECIMALS,
+        )
+        .map_err(token_err)?,
+    ];
+    send(rpc, &ixs, authority, &[mint]).await?;
+    Ok(())
+}
+
+/// A token account of `owner` holding `amount` of `mint` (minted by `authority`).
+async fn token_account(
+    rpc: &RpcClient,
+    mint: &Pubkey,
+    owner: &Keypair,
+    authority: &Keypair,
+    amount: u64,
+) -> Result<Pubkey, DevnetError> {
+    let account = Keypair::new();
+    let space = spl_token_interface::state::Account::LEN;
+    let rent = rpc.get_minimum_balance_for_rent_exemption(space).await?;
+    let ixs = [
+        solana_system_interface::instruction::create_account(
+            &owner.pubkey(),
+            &account.pubkey(),
+            rent,
+            space as u64,
+            &spl_token_interface::ID,
+        ),
+        spl_token_interface::instruction::initialize_account3(
+            &spl_token_interface::ID,
+            &account.pubkey(),
+            mint,
+            &owner.pubkey(),
+        )
+        .map_err(token_err)?,
+        spl_token_interface::instruction::mint_to(
+            &spl_token_interface::ID,
+            mint,
+            &account.pubkey(),
+            &authority.pubkey(),
+            &[],
+            amount,
+        )
+        .map_err(token_err)?,
+    ];
+    send(rpc, &ixs, owner, &[&account, authority]).await?;
+    Ok(account.pubkey())
+}
+
+/// Token accounts for both assets, the exchange account, and [`DEPOSITED`] of each deposited.
+async fn fund_wallet(
+    rpc: &RpcClient,
+    deployment: &Deployment,
+    admin: &Keypair,
+    user: Keypair,
+) -> Result<DemoWallet, DevnetError> {
+    let base = token_account(rpc, &deployment.mint(0)?, &user, admin, MINTED).await?;
+    let quote = token_account(rpc, &deployment.mint(1)?, &user, admin, MINTED).await?;
+    let ixs = [
+        deployment.create_user(&user.pubkey()),
+        deployment.deposit(&user.pubkey(), 0, &base, DEPOSITED)?,
+        deployment.deposit(&user.pubkey(), 1, &quote, DEPOSITED)?,
+    ];
+    send(rpc, &ixs, &user, &[]).await?;
+    Ok(DemoWallet {
+        keypair: user,
+        token_accounts: [base, quote],
+    })
+}

@@ -1,0 +1,13 @@
+//! Kestrel's composition root: what the `kestrel` binary runs, as a library so that tests can
+//! start the same composition in-process.
+//!
+//! - [`devnet`]: the one-command embedded devnet (embedded chain, deployment, demo wallets,
+//!   router API, relayer loops).
+//! - [`bridge`]: the relayer ↔ router wiring (chain events into the sequencer, pending fills
+//!   onto the chain, settlement statuses back).
+
+pub mod bridge;
+pub mod devnet;
+mod keys;
+
+pub use devnet::{DemoWallet, Devnet, DevnetConfig, DevnetError, Status};

@@ -1,0 +1,222 @@
+//! End to end across crates, on the devnet composition started in-process (ports chosen by the
+//! OS, a tempdir data dir): a deposit made on-chain through `RpcClient` is credited by the
+//! router once; two demo wallets place crossing signed orders over REST; the fill settles
+//! on-chain through the relayer loops; the on-chain balances then equal the router's ledger.
+//!
+//! This lives in the node crate's `tests/` (the workspace's top-level `tests/` would need a crate
+//! of its own) because the node crate is the composition root it exercises.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::arithmetic_side_effects)]
+
+use anchor_lang::AccountDeserialize;
+use kestrel::state::UserAccount;
+use kestrel_node::devnet::{self, DEPOSITED};
+use kestrel_node::{Devnet, DevnetConfig};
+use kestrel_sdk::OrderBuilder;
+use serde_json::{json, Value};
+use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use std::future::Future;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Polls `check` until it yields a value, failing after [`TIMEOUT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+struct Rest {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Rest {
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The router's balance (available + frozen) of `owner` in `asset`.
+    async fn balance(&self, owner: &Pubkey, asset: u8) -> Option<(u64, u64)> {
+        let rows = self
+            .get(&format!(
+                "/v1/accounts/{}/balances",
+                hex::encode(owner.to_bytes())
+            ))
+            .await;
+        rows.as_array()?
+            .iter()
+            .find(|row| row["asset"] == u64::from(asset))
+            .map(|row| {
+                (
+                    row["available"].as_u64().unwrap(),
+                    row["frozen"].as_u64().unwrap(),
+                )
+            })
+    }
+}
+
+fn order_body(wallet: &Keypair, exchange: Pubkey, builder: OrderBuilder, nonce: u64) -> Value {
+    let signed = builder.sign(exchange, wallet, nonce).unwrap();
+    json!({
+        "message": hex::encode(signed.bytes()),
+        "signature": hex::encode(signed.signature),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deposit_trade_and_settlement_agree_on_chain_and_in_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(DevnetConfig::ephemeral(dir.path()))
+        .await
+        .unwrap();
+    let rest = Rest {
+        base: net.http_url(),
+        http: reqwest::Client::new(),
+    };
+    let rpc = RpcClient::new(net.rpc_url());
+    let d = net.deployment().clone();
+    let [maker, taker] = net.wallets() else {
+        panic!("two demo wallets")
+    };
+    let (maker_key, taker_key) = (maker.keypair.pubkey(), taker.keypair.pubkey());
+
+    // The bootstrap deposits reach the router through the listener.
+    for owner in [maker_key, taker_key] {
+        for asset in [0, 1] {
+            eventually("the bootstrap deposits", || async {
+                (rest.balance(&owner, asset).await == Some((DEPOSITED, 0))).then_some(())
+            })
+            .await;
+        }
+    }
+
+    // A deposit through RpcClient is credited once.
+    let extra = 7_000_000;
+    let deposit = d
+        .deposit(&maker_key, 0, &maker.token_accounts[0], extra)
+        .unwrap();
+    let signature = devnet::send(&rpc, &[deposit], &maker.keypair, &[])
+        .await
+        .unwrap();
+    eventually("the new deposit", || async {
+        (rest.balance(&maker_key, 0).await == Some((DEPOSITED + extra, 0))).then_some(())
+    })
+    .await;
+    let credited = rest
+        .get(&format!("/v1/deposits/{}", hex::encode(signature.as_ref())))
+        .await;
+    assert_eq!(
+        credited["deposits"].as_array().map(Vec::len),
+        Some(1),
+        "{credited}"
+    );
+    assert_eq!(credited["deposits"][0]["amount"], extra, "{credited}");
+
+    // Crossing signed orders over REST.
+    let (status, resting) = rest
+        .post(
+            "/v1/orders",
+            &order_body(
+                &maker.keypair,
+                d.exchange,
+                OrderBuilder::limit(0)
+                    .sell()
+                    .price(500)
+                    .size(40)
+                    .client_id(1),
+                1,
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{resting}");
+    let (status, taken) = rest
+        .post(
+            "/v1/orders",
+            &order_body(
+                &taker.keypair,
+                d.exchange,
+                OrderBuilder::limit(0)
+                    .buy()
+                    .price(500)
+                    .size(40)
+                    .client_id(2),
+                1,
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{taken}");
+    assert!(
+        taken["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "fill"),
+        "{taken}"
+    );
+
+    // The relayer settles it and the router learns it.
+    let fills_path = format!("/v1/accounts/{}/fills", hex::encode(taker_key.to_bytes()));
+    let fill = eventually("the fill to be confirmed", || async {
+        let fills = rest.get(&fills_path).await;
+        fills
+            .as_array()
+            .and_then(|f| f.first().cloned())
+            .filter(|f| f["settlement_status"] == "confirmed")
+    })
+    .await;
+    assert_eq!(fill["size_lots"], 40, "{fill}");
+    assert_eq!(net.status().await.unwrap().settled, 1);
+
+    // On-chain balances equal the router's ledger for both wallets and both assets.
+    for owner in [maker_key, taker_key] {
+        let account = rpc.get_account(&d.user_address(&owner)).await.unwrap();
+        let user = UserAccount::try_deserialize(&mut account.data.as_slice()).unwrap();
+        for asset in [0u8, 1] {
+            let on_chain = user.balances[usize::from(asset)].available;
+            let (available, frozen) = rest.balance(&owner, asset).await.unwrap();
+            assert_eq!(frozen, 0, "{owner} asset {asset}");
+            assert_eq!(on_chain, available, "{owner} asset {asset}");
+        }
+    }
+    // The trade moved something, and the deposit was counted once on both sides.
+    let maker_base = rest.balance(&maker_key, 0).await.unwrap().0;
+    assert_eq!(maker_base, DEPOSITED + extra - 40 * 1_000);
+
+    net.shutdown().await.unwrap();
+}
