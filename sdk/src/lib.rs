@@ -7,12 +7,15 @@
 //!   implement the same trait).
 //! - [`nonce`]: strictly increasing order nonces.
 //! - [`deployment`]: a deployment's addresses (PDAs) and the program's instructions.
+//! - [`chain`]: transactions through `RpcClient` (send and confirm, mints, funded token
+//!   accounts).
 //! - [`settle`]: settlement transactions — the Ed25519 precompile instruction and the settle
 //!   instruction — with their exact wire size, for the relayer's batcher.
 //!
 //! Nothing here panics: every fallible step returns [`Error`].
 
 pub mod admin;
+pub mod chain;
 pub mod deployment;
 pub mod nonce;
 pub mod order;

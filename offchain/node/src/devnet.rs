@@ -14,15 +14,12 @@ use kestrel_router::api::{self, Api, ApiConfig};
 use kestrel_router::market::MarketSpec;
 use kestrel_router::sequencer;
 use kestrel_router::state::Rules;
-use kestrel_sdk::Deployment;
+use kestrel_sdk::{chain, Deployment};
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::account::Account;
-use solana_sdk::instruction::Instruction;
 use solana_sdk::native_token::LAMPORTS_PER_SOL;
-use solana_sdk::program_pack::Pack;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
-use solana_sdk::transaction::Transaction;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -87,9 +84,9 @@ pub enum DevnetError {
     /// The SDK refused an instruction.
     #[error("sdk: {0}")]
     Sdk(#[from] kestrel_sdk::Error),
-    /// An SPL Token instruction could not be built.
-    #[error("token instruction: {0}")]
-    Token(String),
+    /// A transaction helper failed.
+    #[error(transparent)]
+    Transaction(#[from] kestrel_sdk::chain::ChainError),
     /// The router API.
     #[error("router: {0}")]
     Api(#[from] api::StartError),
@@ -195,8 +192,8 @@ impl Devnet {
         })
         .await?;
         let rpc = RpcClient::new(chain.rpc_url());
-        create_mint(&rpc, &admin, &base_mint).await?;
-        create_mint(&rpc, &admin, &quote_mint).await?;
+        chain::create_mint(&rpc, &admin, &base_mint, DECIMALS).await?;
+        chain::create_mint(&rpc, &admin, &quote_mint, DECIMALS).await?;
         let deployment = Deployment::new(DOMAIN_ID, vec![base_mint.pubkey(), quote_mint.pubkey()]);
         let market = market_args();
         let setup = vec![
@@ -211,7 +208,7 @@ impl Devnet {
             deployment.add_asset(&admin.pubkey(), 1)?,
             deployment.create_market(&admin.pubkey(), market_args()),
         ];
-        send(&rpc, &setup, &admin, &[]).await?;
+        chain::send(&rpc, &setup, &admin, &[]).await?;
         let mut wallets = Vec::new();
         for user in users {
             wallets.push(fund_wallet(&rpc, &deployment, &admin, user).await?);
@@ -357,92 +354,6 @@ fn api_config(
     }
 }
 
-/// Sends `ixs` paid by `payer` and waits until the transaction is final.
-pub async fn send(
-    rpc: &RpcClient,
-    ixs: &[Instruction],
-    payer: &Keypair,
-    signers: &[&Keypair],
-) -> Result<solana_sdk::signature::Signature, DevnetError> {
-    let blockhash = rpc.get_latest_blockhash().await?;
-    let mut all = vec![payer];
-    all.extend_from_slice(signers);
-    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash);
-    Ok(rpc.send_and_confirm_transaction(&tx).await?)
-}
-
-fn token_err(e: impl std::fmt::Display) -> DevnetError {
-    DevnetError::Token(e.to_string())
-}
-
-async fn create_mint(
-    rpc: &RpcClient,
-    authority: &Keypair,
-    mint: &Keypair,
-) -> Result<(), DevnetError> {
-    let space = spl_token_interface::state::Mint::LEN;
-    let rent = rpc.get_minimum_balance_for_rent_exemption(space).await?;
-    let ixs = [
-        solana_system_interface::instruction::create_account(
-            &authority.pubkey(),
-            &mint.pubkey(),
-            rent,
-            space as u64,
-            &spl_token_interface::ID,
-        ),
-        spl_token_interface::instruction::initialize_mint2(
-            &spl_token_interface::ID,
-            &mint.pubkey(),
-            &authority.pubkey(),
-            None,
-            DECIMALS,
-        )
-        .map_err(token_err)?,
-    ];
-    send(rpc, &ixs, authority, &[mint]).await?;
-    Ok(())
-}
-
-/// A token account of `owner` holding `amount` of `mint` (minted by `authority`).
-async fn token_account(
-    rpc: &RpcClient,
-    mint: &Pubkey,
-    owner: &Keypair,
-    authority: &Keypair,
-    amount: u64,
-) -> Result<Pubkey, DevnetError> {
-    let account = Keypair::new();
-    let space = spl_token_interface::state::Account::LEN;
-    let rent = rpc.get_minimum_balance_for_rent_exemption(space).await?;
-    let ixs = [
-        solana_system_interface::instruction::create_account(
-            &owner.pubkey(),
-            &account.pubkey(),
-            rent,
-            space as u64,
-            &spl_token_interface::ID,
-        ),
-        spl_token_interface::instruction::initialize_account3(
-            &spl_token_interface::ID,
-            &account.pubkey(),
-            mint,
-            &owner.pubkey(),
-        )
-        .map_err(token_err)?,
-        spl_token_interface::instruction::mint_to(
-            &spl_token_interface::ID,
-            mint,
-            &account.pubkey(),
-            &authority.pubkey(),
-            &[],
-            amount,
-        )
-        .map_err(token_err)?,
-    ];
-    send(rpc, &ixs, owner, &[&account, authority]).await?;
-    Ok(account.pubkey())
-}
-
 /// Token accounts for both assets, the exchange account, and [`DEPOSITED`] of each deposited.
 async fn fund_wallet(
     rpc: &RpcClient,
@@ -450,14 +361,15 @@ async fn fund_wallet(
     admin: &Keypair,
     user: Keypair,
 ) -> Result<DemoWallet, DevnetError> {
-    let base = token_account(rpc, &deployment.mint(0)?, &user, admin, MINTED).await?;
-    let quote = token_account(rpc, &deployment.mint(1)?, &user, admin, MINTED).await?;
+    let base = chain::funded_token_account(rpc, &deployment.mint(0)?, &user, admin, MINTED).await?;
+    let quote =
+        chain::funded_token_account(rpc, &deployment.mint(1)?, &user, admin, MINTED).await?;
     let ixs = [
         deployment.create_user(&user.pubkey()),
         deployment.deposit(&user.pubkey(), 0, &base, DEPOSITED)?,
         deployment.deposit(&user.pubkey(), 1, &quote, DEPOSITED)?,
     ];
-    send(rpc, &ixs, &user, &[]).await?;
+    chain::send(rpc, &ixs, &user, &[]).await?;
     Ok(DemoWallet {
         keypair: user,
         token_accounts: [base, quote],

@@ -10,7 +10,7 @@
 
 use anchor_lang::AccountDeserialize;
 use kestrel::state::UserAccount;
-use kestrel_node::devnet::{self, DEPOSITED};
+use kestrel_node::devnet::DEPOSITED;
 use kestrel_node::{Devnet, DevnetConfig};
 use kestrel_sdk::OrderBuilder;
 use serde_json::{json, Value};
@@ -131,7 +131,7 @@ async fn deposit_trade_and_settlement_agree_on_chain_and_in_the_router() {
     let deposit = d
         .deposit(&maker_key, 0, &maker.token_accounts[0], extra)
         .unwrap();
-    let signature = devnet::send(&rpc, &[deposit], &maker.keypair, &[])
+    let signature = kestrel_sdk::chain::send(&rpc, &[deposit], &maker.keypair, &[])
         .await
         .unwrap();
     eventually("the new deposit", || async {

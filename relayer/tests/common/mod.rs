@@ -10,7 +10,6 @@ use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::account::Account;
 use solana_sdk::instruction::Instruction;
 use solana_sdk::native_token::LAMPORTS_PER_SOL;
-use solana_sdk::program_pack::Pack;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
@@ -111,11 +110,9 @@ impl Chain {
         payer: &Keypair,
         signers: &[&Keypair],
     ) -> Signature {
-        let blockhash = self.rpc.get_latest_blockhash().await.unwrap();
-        let mut all = vec![payer];
-        all.extend_from_slice(signers);
-        let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash);
-        self.rpc.send_and_confirm_transaction(&tx).await.unwrap()
+        kestrel_sdk::chain::send(&self.rpc, ixs, payer, signers)
+            .await
+            .unwrap()
     }
 
     /// Sends without preflight and waits for the transaction to land; returns its error.
@@ -154,30 +151,9 @@ impl Chain {
 
     pub async fn create_mint(&self, authority: &Keypair) -> Pubkey {
         let mint = Keypair::new();
-        let space = spl_token_interface::state::Mint::LEN;
-        let rent = self
-            .rpc
-            .get_minimum_balance_for_rent_exemption(space)
+        kestrel_sdk::chain::create_mint(&self.rpc, authority, &mint, 6)
             .await
             .unwrap();
-        let ixs = [
-            solana_system_interface::instruction::create_account(
-                &authority.pubkey(),
-                &mint.pubkey(),
-                rent,
-                space as u64,
-                &spl_token_interface::ID,
-            ),
-            spl_token_interface::instruction::initialize_mint2(
-                &spl_token_interface::ID,
-                &mint.pubkey(),
-                &authority.pubkey(),
-                None,
-                6,
-            )
-            .unwrap(),
-        ];
-        self.send(&ixs, authority, &[&mint]).await;
         mint.pubkey()
     }
 
@@ -189,40 +165,9 @@ impl Chain {
         authority: &Keypair,
         amount: u64,
     ) -> Pubkey {
-        let account = Keypair::new();
-        let space = spl_token_interface::state::Account::LEN;
-        let rent = self
-            .rpc
-            .get_minimum_balance_for_rent_exemption(space)
+        kestrel_sdk::chain::funded_token_account(&self.rpc, mint, owner, authority, amount)
             .await
-            .unwrap();
-        let ixs = [
-            solana_system_interface::instruction::create_account(
-                &owner.pubkey(),
-                &account.pubkey(),
-                rent,
-                space as u64,
-                &spl_token_interface::ID,
-            ),
-            spl_token_interface::instruction::initialize_account3(
-                &spl_token_interface::ID,
-                &account.pubkey(),
-                mint,
-                &owner.pubkey(),
-            )
-            .unwrap(),
-            spl_token_interface::instruction::mint_to(
-                &spl_token_interface::ID,
-                mint,
-                &account.pubkey(),
-                &authority.pubkey(),
-                &[],
-                amount,
-            )
-            .unwrap(),
-        ];
-        self.send(&ixs, owner, &[&account, authority]).await;
-        account.pubkey()
+            .unwrap()
     }
 
     pub async fn load<T: AccountDeserialize>(&self, address: &Pubkey) -> T {
