@@ -9,6 +9,8 @@
 //! - [`deployment`]: a deployment's addresses (PDAs) and the program's instructions.
 //! - [`chain`]: transactions through `RpcClient` (send and confirm, mints, funded token
 //!   accounts).
+//! - [`rest`]: an async client of the router's REST API (place, cancel, cancel-all, replace,
+//!   book and account reads) with typed API errors.
 //! - [`settle`]: settlement transactions — the Ed25519 precompile instruction and the settle
 //!   instruction — with their exact wire size, for the relayer's batcher.
 //!
@@ -19,6 +21,7 @@ pub mod chain;
 pub mod deployment;
 pub mod nonce;
 pub mod order;
+pub mod rest;
 pub mod settle;
 pub mod signer;
 
