@@ -5,6 +5,7 @@
 //! and store under `<data-dir>/router` are reset at start. Keys (admin/operator, mints, demo
 //! wallets) are kept in the data dir and reused, so addresses stay the same across runs.
 
+use crate::bots::Bots;
 use crate::bridge::{self, Bridge};
 use crate::keys;
 use kestrel::instructions::CreateMarketArgs;
@@ -53,6 +54,8 @@ pub struct DevnetConfig {
     pub settle_interval: Duration,
     /// Time between listener polls.
     pub listen_interval: Duration,
+    /// Run the demo market maker and taker (wallets 1 and 2).
+    pub bots: bool,
 }
 
 impl DevnetConfig {
@@ -65,6 +68,7 @@ impl DevnetConfig {
             slot_interval: Duration::from_millis(100),
             settle_interval: Duration::from_millis(200),
             listen_interval: Duration::from_millis(200),
+            bots: false,
         }
     }
 }
@@ -130,6 +134,7 @@ pub struct Devnet {
     chain: EmbeddedChain,
     api: Api,
     bridge: Bridge,
+    bots: Option<Bots>,
     deployment: Deployment,
     operator: Arc<Keypair>,
     wallets: Vec<DemoWallet>,
@@ -232,10 +237,20 @@ impl Devnet {
                 listen_interval: config.listen_interval,
             },
         );
+        let bots = match (config.bots, wallets.as_slice()) {
+            (true, [maker, taker, ..]) => Some(Bots::start(
+                &format!("http://{}", api.local_addr()),
+                deployment.exchange,
+                maker.keypair.insecure_clone(),
+                taker.keypair.insecure_clone(),
+            )),
+            _ => None,
+        };
         Ok(Devnet {
             chain,
             api,
             bridge,
+            bots,
             deployment,
             operator,
             wallets,
@@ -302,6 +317,9 @@ impl Devnet {
 
     /// Stops the relayer loops, the router (draining it) and the chain.
     pub async fn shutdown(self) -> Result<(), DevnetError> {
+        if let Some(bots) = self.bots {
+            bots.shutdown().await;
+        }
         self.bridge.shutdown().await;
         let api = self.api.shutdown().await;
         let chain = self.chain.shutdown().await;

@@ -3,9 +3,11 @@
 //!
 //! - [`devnet`]: the one-command embedded devnet (embedded chain, deployment, demo wallets,
 //!   router API, relayer loops).
+//! - [`bots`]: the demo market maker and taker of `kestrel devnet --bots`.
 //! - [`bridge`]: the relayer ↔ router wiring (chain events into the sequencer, pending fills
 //!   onto the chain, settlement statuses back).
 
+pub mod bots;
 pub mod bridge;
 pub mod devnet;
 mod keys;

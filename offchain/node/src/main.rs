@@ -43,6 +43,10 @@ struct DevnetArgs {
     /// Seconds between status lines.
     #[arg(long, env = "KESTREL_STATUS_SECS", default_value_t = 5)]
     status_secs: u64,
+    /// Run a demo market maker (wallet 1) and taker (wallet 2), written with the SDK, so the
+    /// book, trades and settlements are live.
+    #[arg(long, env = "KESTREL_BOTS")]
+    bots: bool,
 }
 
 #[tokio::main]
@@ -64,6 +68,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         http: args.http,
         rpc: SocketAddr::from((Ipv4Addr::LOCALHOST, args.rpc_port)),
         slot_interval: Duration::from_millis(args.slot_ms.max(1)),
+        bots: args.bots,
         ..DevnetConfig::ephemeral(PathBuf::new())
     };
     let devnet = Devnet::start(config).await.context("starting the devnet")?;
@@ -88,6 +93,9 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
                 .join(format!("wallet-{}.json", index.saturating_add(1)))
                 .display()
         );
+    }
+    if args.bots {
+        println!("  bots       market maker (wallet 1) and taker (wallet 2) are trading");
     }
     println!("Ctrl-C stops it.");
     let mut every = tokio::time::interval(Duration::from_secs(args.status_secs.max(1)));

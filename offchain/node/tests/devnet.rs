@@ -220,3 +220,23 @@ async fn deposit_trade_and_settlement_agree_on_chain_and_in_the_router() {
 
     net.shutdown().await.unwrap();
 }
+
+/// `kestrel devnet --bots`: the SDK-written market maker and taker trade on their own, and
+/// their fills settle on-chain without a quarantine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_bots_trade_and_their_fills_settle() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(DevnetConfig {
+        bots: true,
+        ..DevnetConfig::ephemeral(dir.path())
+    })
+    .await
+    .unwrap();
+    let status = eventually("the bots' fills to settle", || async {
+        let status = devnet.status().await.unwrap();
+        (status.fills >= 2 && status.settled >= 2).then_some(status)
+    })
+    .await;
+    assert_eq!(status.quarantined, 0, "{status:?}");
+    devnet.shutdown().await.unwrap();
+}
