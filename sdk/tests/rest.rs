@@ -7,11 +7,9 @@
     clippy::arithmetic_side_effects
 )]
 
-use kestrel_matcher::journal::JournalConfig;
 use kestrel_router::api::{self, Api, ApiConfig};
 use kestrel_router::market::MarketSpec;
 use kestrel_router::model::Command;
-use kestrel_router::sequencer;
 use kestrel_router::state::Rules;
 use kestrel_sdk::rest::{Error, RestClient};
 use kestrel_sdk::OrderBuilder;
@@ -57,27 +55,18 @@ fn config(dir: &std::path::Path) -> ApiConfig {
         per_key_burst: 100_000,
         ..Default::default()
     };
+    let rules = Rules {
+        exchange: exchange(),
+        assets: vec![mint(BASE), mint(QUOTE)],
+        markets: vec![spec(0), spec(1)],
+        max_expiry_horizon_secs: 86_400 * 365,
+        expiry_margin_secs: 30,
+        max_open_orders: 64,
+    };
     ApiConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-        rules: Rules {
-            exchange: exchange(),
-            assets: vec![mint(BASE), mint(QUOTE)],
-            markets: vec![spec(0), spec(1)],
-            max_expiry_horizon_secs: 86_400 * 365,
-            expiry_margin_secs: 30,
-            max_open_orders: 64,
-        },
-        sequencer: sequencer::Config {
-            journal: JournalConfig::new(dir.join("journal")),
-            tick_interval: Duration::from_millis(200),
-        },
-        database_url: format!("sqlite://{}?mode=rwc", dir.join("store.db").display()),
-        projector: Default::default(),
-        verify_threads: 2,
         limits,
-        market_data: Default::default(),
-        ws: Default::default(),
+        ..ApiConfig::embedded(rules, dir, "127.0.0.1:0".parse().unwrap())
     }
 }
 

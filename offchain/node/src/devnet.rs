@@ -9,11 +9,9 @@ use crate::bots::Bots;
 use crate::bridge::{self, Bridge};
 use crate::keys;
 use kestrel::instructions::CreateMarketArgs;
-use kestrel_matcher::journal::JournalConfig;
 use kestrel_relayer::embedded::{self, EmbeddedChain};
 use kestrel_router::api::{self, Api, ApiConfig};
 use kestrel_router::market::MarketSpec;
-use kestrel_router::sequencer;
 use kestrel_router::state::Rules;
 use kestrel_sdk::{chain, Deployment};
 use solana_client::nonblocking::rpc_client::RpcClient;
@@ -345,31 +343,15 @@ fn api_config(
     deployment: &Deployment,
     market: &CreateMarketArgs,
 ) -> ApiConfig {
-    ApiConfig {
-        listen: config.http,
-        metrics_listen: None,
-        rules: Rules {
-            exchange: deployment.exchange,
-            assets: deployment.mints.clone(),
-            markets: vec![market_spec(market)],
-            max_expiry_horizon_secs: 86_400 * 365,
-            expiry_margin_secs: 30,
-            max_open_orders: 256,
-        },
-        sequencer: sequencer::Config {
-            journal: JournalConfig::new(router_dir.join("journal")),
-            tick_interval: Duration::from_millis(200),
-        },
-        database_url: format!(
-            "sqlite://{}?mode=rwc",
-            router_dir.join("store.db").display()
-        ),
-        projector: Default::default(),
-        verify_threads: 2,
-        limits: Default::default(),
-        market_data: Default::default(),
-        ws: Default::default(),
-    }
+    let rules = Rules {
+        exchange: deployment.exchange,
+        assets: deployment.mints.clone(),
+        markets: vec![market_spec(market)],
+        max_expiry_horizon_secs: 86_400 * 365,
+        expiry_margin_secs: 30,
+        max_open_orders: 256,
+    };
+    ApiConfig::embedded(rules, router_dir, config.http)
 }
 
 /// Token accounts for both assets, the exchange account, and [`DEPOSITED`] of each deposited.

@@ -33,11 +33,9 @@ use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use kestrel::encoding::{Cancel, Order, OrderType, SelfTrade, Side};
-use kestrel_matcher::journal::JournalConfig;
 use kestrel_router::api::{self, ApiConfig};
 use kestrel_router::market::MarketSpec;
 use kestrel_router::model::Command;
-use kestrel_router::sequencer;
 use kestrel_router::state::Rules;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -834,31 +832,23 @@ fn config(dir: &std::path::Path, args: &Args) -> ApiConfig {
         ws_messages_per_sec: 10_000_000,
         ..Default::default()
     };
+    let rules = Rules {
+        exchange: exchange(),
+        assets: vec![mint(BASE), mint(QUOTE)],
+        markets: vec![spec(0), spec(1)],
+        max_expiry_horizon_secs: 86_400 * 365,
+        expiry_margin_secs: 30,
+        max_open_orders: 100_000,
+    };
     ApiConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics_listen: None,
-        rules: Rules {
-            exchange: exchange(),
-            assets: vec![mint(BASE), mint(QUOTE)],
-            markets: vec![spec(0), spec(1)],
-            max_expiry_horizon_secs: 86_400 * 365,
-            expiry_margin_secs: 30,
-            max_open_orders: 100_000,
-        },
-        sequencer: sequencer::Config {
-            journal: JournalConfig::new(dir.join("journal")),
-            tick_interval: Duration::from_millis(200),
-        },
-        database_url: format!("sqlite://{}?mode=rwc", dir.join("store.db").display()),
-        projector: Default::default(),
         verify_threads: args.verify_threads,
         limits,
-        market_data: Default::default(),
         ws: api::ws::WsConfig {
             ping_interval: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(600),
             ..Default::default()
         },
+        ..ApiConfig::embedded(rules, dir, "127.0.0.1:0".parse().unwrap())
     }
 }
 

@@ -55,6 +55,28 @@ pub struct ApiConfig {
     pub ws: WsConfig,
 }
 
+impl ApiConfig {
+    /// The embedded default: journal and SQLite store under `dir`, the API on `listen`, no
+    /// metrics server, default limits; callers override what they need.
+    pub fn embedded(rules: Rules, dir: &std::path::Path, listen: SocketAddr) -> ApiConfig {
+        ApiConfig {
+            listen,
+            metrics_listen: None,
+            rules,
+            sequencer: sequencer::Config {
+                journal: kestrel_matcher::journal::JournalConfig::new(dir.join("journal")),
+                tick_interval: Duration::from_millis(200),
+            },
+            database_url: format!("sqlite://{}?mode=rwc", dir.join("store.db").display()),
+            projector: ProjectorConfig::default(),
+            verify_threads: 2,
+            limits: LimitsConfig::default(),
+            market_data: MarketDataConfig::default(),
+            ws: WsConfig::default(),
+        }
+    }
+}
+
 /// Starting the API failed; nothing is left running.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
