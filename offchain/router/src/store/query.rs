@@ -43,7 +43,7 @@ pub struct TableDigest {
 }
 
 /// Every projected table: name, columns, key order.
-pub(super) const TABLES: [(&str, &[&str], &str); 10] = [
+pub(super) const TABLES: [(&str, &[&str], &str); 11] = [
     ("projection_cursor", &["id", "last_seq", "last_idx"], "id"),
     (
         "orders",
@@ -178,6 +178,11 @@ pub(super) const TABLES: [(&str, &[&str], &str); 10] = [
         "market, interval_secs, open_time",
     ),
     ("nonce_floors", &["owner", "floor", "updated_seq"], "owner"),
+    (
+        "order_versions",
+        &["owner", "nonce", "order_id", "signed", "signature", "seq"],
+        "owner, nonce",
+    ),
 ];
 
 /// An order and where it stands.
