@@ -13,7 +13,7 @@ use kestrel_relayer::submitter::{
     Attempt, Quarantined, SettlementReport, SubmitError, Submitter, SubmitterConfig,
 };
 use kestrel_router::model::{Owner, SettlementStatus};
-use kestrel_router::store::{FillRow, Store, StoreError};
+use kestrel_router::store::{FillRow, Position, Store, StoreError};
 use kestrel_sdk::order::SignedOrder;
 use kestrel_sdk::Deployment;
 use serde::{Deserialize, Serialize};
@@ -261,6 +261,16 @@ struct Settler {
 
 impl Settler {
     async fn run(mut self, interval: Duration, mut stop: watch::Receiver<bool>) {
+        while let Err(error) = self.resume_submitted().await {
+            tracing::warn!(%error, "cannot read the submitted fills; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
@@ -271,6 +281,24 @@ impl Settler {
             }
             if let Err(error) = self.round().await {
                 tracing::warn!(%error, "settlement round failed; retrying");
+            }
+        }
+    }
+
+    /// Fills a previous run reported submitted but never saw final (it stopped or crashed
+    /// meanwhile) go back to pending: they are settled again, and a fill that did land is
+    /// counted confirmed by the submitter, never applied twice by the chain.
+    async fn resume_submitted(&self) -> Result<(), StoreError> {
+        let mut after = Position::default();
+        loop {
+            let rows = self.store.submitted_settlements(after, ROUND_FILLS).await?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            after = last.position;
+            for row in &rows {
+                self.reporter
+                    .update(row.market, row.fill_id, SettlementStatus::Pending);
             }
         }
     }

@@ -5,8 +5,9 @@
 //!
 //! - A crossing pair settles on-chain and the router learns it through the internal endpoint.
 //! - kill -9 of the router between the fill and its settlement: restarted on the same journal
-//!   and database, the relayer started afterwards settles the fill exactly once; on-chain
-//!   balances equal the ledger and reconciliation is clean.
+//!   and database, the relayer started afterwards settles the fill exactly once (also when a
+//!   previous relayer left it reported as submitted); on-chain balances equal the ledger and
+//!   reconciliation is clean.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
 
@@ -457,6 +458,25 @@ async fn a_router_killed_between_fill_and_settlement_settles_once_after_restart(
         })
         .await;
         assert_eq!(fill["settlement_status"], "pending", "{fill}");
+        // A relayer that died mid-flight would have left it submitted: the next one resumes it.
+        let status = reqwest::Client::new()
+            .post(format!(
+                "{internal}{}",
+                kestrel_node::internal::SETTLEMENT_PATH
+            ))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"market": 0, "fill_id": 1, "status": "submitted"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 204);
+        eventually("the fill to be listed as submitted", || async {
+            fill_status(&rest, &cluster.taker.pubkey())
+                .await
+                .filter(|f| f["settlement_status"] == "submitted")
+        })
+        .await;
 
         let relayer = start_relayer(&cluster, &database_url, &internal);
         assert_settled_once(&cluster, &rest, &database_url).await;

@@ -1045,4 +1045,23 @@ async fn replaced_orders_keep_every_signed_version(fx: Fixture) {
         settled.get(&(taker.owner(), BASE)),
         Some(&(1_000_000 + 4_000))
     );
+
+    // A fill left submitted (its relayer stopped) is listed for a restarted relayer, by page.
+    journal.apply(&Command::SettlementUpdate {
+        market: 0,
+        fill_id: fills[1].fill_id,
+        status: SettlementStatus::Submitted,
+    });
+    apply_in_batches(&store, &journal.events, 5).await;
+    let submitted = store
+        .submitted_settlements(Position::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(submitted.len(), 1);
+    assert_eq!(submitted[0].fill_id, fills[1].fill_id);
+    let after = store
+        .submitted_settlements(submitted[0].position, 10)
+        .await
+        .unwrap();
+    assert!(after.is_empty());
 }

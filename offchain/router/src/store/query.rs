@@ -617,6 +617,26 @@ impl Store {
         all(rows, fill_row)
     }
 
+    /// Up to `limit` fills after `after` reported submitted and not yet final, in stream
+    /// order: after a relayer restart, the batches they were in may or may not have landed.
+    pub async fn submitted_settlements(
+        &self,
+        after: Position,
+        limit: u32,
+    ) -> Result<Vec<FillRow>, StoreError> {
+        let sql = format!(
+            "SELECT {FILL_COLUMNS} WHERE o.status = 'submitted' AND (f.seq, f.idx) > ($1, $2) \
+             ORDER BY f.seq, f.idx LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(int("seq", after.seq)?)
+            .bind(i64::from(after.index))
+            .bind(i64::from(limit.min(MAX_PAGE)))
+            .fetch_all(&self.pool)
+            .await?;
+        all(rows, fill_row)
+    }
+
     /// The settlement state of one fill.
     pub async fn settlement(
         &self,
