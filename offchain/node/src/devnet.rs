@@ -8,12 +8,11 @@
 use crate::bots::Bots;
 use crate::bridge::{self, Bridge};
 use crate::keys;
+use crate::onchain::{OnChain, OnChainError, RouterLimits};
 use kestrel::instructions::CreateMarketArgs;
 use kestrel_relayer::embedded::{self, EmbeddedChain};
 use kestrel_router::api::{self, Api, ApiConfig};
-use kestrel_router::market::MarketSpec;
 use kestrel_router::marketdata::{Item, Topic};
-use kestrel_router::state::Rules;
 use kestrel_sdk::{chain, Deployment};
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::account::Account;
@@ -93,6 +92,9 @@ pub enum DevnetError {
     /// A transaction helper failed.
     #[error(transparent)]
     Transaction(#[from] kestrel_sdk::chain::ChainError),
+    /// The deployment could not be read back from the chain.
+    #[error("reading the deployment: {0}")]
+    OnChain(#[from] OnChainError),
     /// The router API.
     #[error("router: {0}")]
     Api(#[from] api::StartError),
@@ -183,24 +185,6 @@ pub fn market_args() -> CreateMarketArgs {
     }
 }
 
-/// The router's view of an on-chain market.
-pub fn market_spec(args: &CreateMarketArgs) -> MarketSpec {
-    MarketSpec {
-        index: args.index,
-        base_asset: args.base_asset,
-        quote_asset: args.quote_asset,
-        base_lot_size: args.base_lot_size,
-        tick_size: args.tick_size,
-        min_size_lots: args.min_size_lots,
-        max_size_lots: 1_000_000_000,
-        min_price_ticks: 1,
-        max_price_ticks: 1_000_000_000,
-        maker_fee_bps: args.maker_fee_bps,
-        taker_fee_bps: args.taker_fee_bps,
-        max_orders: 65_536,
-    }
-}
-
 impl Devnet {
     /// Bootstraps the chain and the deployment, then starts the router and the relayer loops.
     pub async fn start(config: DevnetConfig) -> Result<Devnet, DevnetError> {
@@ -228,7 +212,6 @@ impl Devnet {
         chain::create_mint(&rpc, &admin, &base_mint, DECIMALS).await?;
         chain::create_mint(&rpc, &admin, &quote_mint, DECIMALS).await?;
         let deployment = Deployment::new(DOMAIN_ID, vec![base_mint.pubkey(), quote_mint.pubkey()]);
-        let market = market_args();
         let setup = vec![
             deployment.initialize_exchange(
                 &admin.pubkey(),
@@ -252,7 +235,11 @@ impl Devnet {
             std::fs::remove_dir_all(&router_dir)?;
         }
         std::fs::create_dir_all(&router_dir)?;
-        let api = api::start(api_config(&config, &router_dir, &deployment, &market)).await?;
+        // The router mirrors the chain, as `kestrel router` does.
+        let rules = OnChain::load(&rpc, DOMAIN_ID)
+            .await?
+            .rules(&RouterLimits::default());
+        let api = api::start(ApiConfig::embedded(rules, &router_dir, config.http)).await?;
         let fills = Arc::new(AtomicU64::new(0));
         let fill_counter = count_fills(api.market_data().receiver(), fills.clone());
         let operator = Arc::new(admin);
@@ -392,23 +379,6 @@ fn funded_account() -> Account {
         executable: false,
         rent_epoch: 0,
     }
-}
-
-fn api_config(
-    config: &DevnetConfig,
-    router_dir: &Path,
-    deployment: &Deployment,
-    market: &CreateMarketArgs,
-) -> ApiConfig {
-    let rules = Rules {
-        exchange: deployment.exchange,
-        assets: deployment.mints.clone(),
-        markets: vec![market_spec(market)],
-        max_expiry_horizon_secs: 86_400 * 365,
-        expiry_margin_secs: 30,
-        max_open_orders: 256,
-    };
-    ApiConfig::embedded(rules, router_dir, config.http)
 }
 
 /// Token accounts for both assets, the exchange account, and [`DEPOSITED`] of each deposited.

@@ -426,10 +426,29 @@ async fn router_and_relayer_processes_settle_a_crossing_pair() {
         let relayer = start_relayer(&cluster, &database_url, &internal);
         cross(&cluster, &rest).await;
         assert_settled_once(&cluster, &rest, &database_url).await;
-        drop((relayer, router));
+        // SIGTERM: both drain and exit cleanly.
+        for process in [relayer, router] {
+            terminate(process).await;
+        }
         cluster.chain.shutdown().await.unwrap();
     })
     .await;
+}
+
+/// Sends SIGTERM and expects a clean exit.
+async fn terminate(mut process: Process) {
+    let pid = process.child.id().unwrap().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let exit = tokio::time::timeout(TIMEOUT, process.child.wait())
+        .await
+        .expect("the process to stop after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
