@@ -186,6 +186,14 @@ pub struct RelayerArgs {
         help_heading = "Relayer"
     )]
     pub settle_interval_ms: u64,
+    /// Prometheus metrics address (settlement outcomes, reconciliation alert).
+    #[arg(
+        long,
+        env = "KESTREL_RELAYER_METRICS_LISTEN",
+        default_value = "127.0.0.1:9091",
+        help_heading = "Relayer"
+    )]
+    pub metrics_listen: SocketAddr,
     /// Seconds between reconciliation runs.
     #[arg(
         long,

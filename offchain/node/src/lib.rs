@@ -5,7 +5,8 @@
 //!   router API, relayer loops).
 //! - [`router_node`] and [`relayer_node`]: production mode, the router and the relayer as
 //!   separate processes against a cluster's RPC and a SQL store, talking through the router's
-//!   operator-only [`internal`] endpoint; [`onchain`] reads the deployment they mirror.
+//!   operator-only [`internal`] endpoint; [`onchain`] reads the deployment they mirror;
+//!   [`relayer_metrics`] are the relayer's Prometheus metrics.
 //! - [`admin`]: the admin's instructions against a cluster.
 //! - [`bots`]: the demo market maker and taker of `kestrel devnet --bots`.
 //! - [`bridge`]: the relayer ↔ router wiring in one process (chain events into the sequencer,
@@ -18,6 +19,7 @@ pub mod devnet;
 pub mod internal;
 pub mod keys;
 pub mod onchain;
+pub mod relayer_metrics;
 pub mod relayer_node;
 pub mod router_node;
 pub mod settle;

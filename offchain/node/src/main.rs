@@ -93,6 +93,7 @@ async fn relayer(args: RelayerArgs) -> anyhow::Result<()> {
         internal_token: token(&args.token)?,
         settle_interval: Duration::from_millis(args.settle_interval_ms.max(1)),
         reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
+        metrics_listen: Some(args.metrics_listen),
     };
     let node = RelayerNode::start(config)
         .await
@@ -100,6 +101,9 @@ async fn relayer(args: RelayerArgs) -> anyhow::Result<()> {
     println!("kestrel relayer is running");
     println!("  exchange   {}", node.deployment().exchange);
     println!("  operator   {operator_key}");
+    if let Some(metrics) = node.metrics_addr() {
+        println!("  metrics    http://{metrics}/metrics");
+    }
     shutdown_signal().await?;
     println!("shutting down");
     node.shutdown().await;

@@ -5,6 +5,7 @@
 
 use crate::internal::{HttpStatus, Token};
 use crate::onchain::{OnChain, OnChainError};
+use crate::relayer_metrics::RelayerMetrics;
 use crate::settle::{self, Settlement};
 use kestrel_relayer::reconcile::{LedgerError, OffchainLedger, Reconciler};
 use kestrel_router::store::{Store, StoreError};
@@ -14,6 +15,8 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -38,6 +41,8 @@ pub struct RelayerNodeConfig {
     pub settle_interval: Duration,
     /// Time between reconciliation runs.
     pub reconcile_interval: Duration,
+    /// Prometheus metrics address; `None` disables it.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Starting the relayer failed.
@@ -49,6 +54,9 @@ pub enum RelayerNodeError {
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The metrics server could not bind.
+    #[error("metrics: {0}")]
+    Metrics(std::io::Error),
 }
 
 /// The off-chain ledger as the store projects it, without the fills not confirmed on-chain.
@@ -77,6 +85,7 @@ impl OffchainLedger for StoreLedger {
 pub struct RelayerNode {
     settlement: Settlement,
     reconcile: JoinHandle<()>,
+    metrics: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
     reconciler: Arc<Reconciler>,
     stop: watch::Sender<bool>,
     store: Store,
@@ -104,17 +113,38 @@ impl RelayerNode {
             config.settle_interval,
         );
         let reconciler = Arc::new(Reconciler::new());
+        let reconcile_runs = Arc::new(AtomicU64::new(0));
+        let metrics = match config.metrics_listen {
+            Some(listen) => {
+                let metrics = RelayerMetrics {
+                    settlement: settlement.counters(),
+                    reconciler: reconciler.clone(),
+                    reconcile_runs: reconcile_runs.clone(),
+                };
+                match metrics.serve(listen, stopping.clone()).await {
+                    Ok(served) => Some(served),
+                    Err(error) => {
+                        stop.send_replace(true);
+                        settlement.shutdown().await;
+                        store.close().await;
+                        return Err(RelayerNodeError::Metrics(error));
+                    }
+                }
+            }
+            None => None,
+        };
         let reconcile = tokio::spawn(reconcile_loop(
             rpc,
             on_chain.deployment.clone(),
             StoreLedger(store.clone()),
-            reconciler.clone(),
+            (reconciler.clone(), reconcile_runs),
             config.reconcile_interval,
             stopping,
         ));
         Ok(RelayerNode {
             settlement,
             reconcile,
+            metrics,
             reconciler,
             stop,
             store,
@@ -125,6 +155,11 @@ impl RelayerNode {
     /// Fills confirmed on-chain by this process.
     pub fn settled(&self) -> u64 {
         self.settlement.settled()
+    }
+
+    /// The metrics server's address, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The reconciliation alert state.
@@ -142,6 +177,9 @@ impl RelayerNode {
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
         let _ = self.reconcile.await;
+        if let Some((_, server)) = self.metrics {
+            let _ = server.await;
+        }
         self.settlement.shutdown().await;
         self.store.close().await;
     }
@@ -151,7 +189,7 @@ async fn reconcile_loop(
     rpc: RpcClient,
     deployment: Deployment,
     ledger: StoreLedger,
-    reconciler: Arc<Reconciler>,
+    (reconciler, runs): (Arc<Reconciler>, Arc<AtomicU64>),
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -160,7 +198,11 @@ async fn reconcile_loop(
             _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        match reconciler.run(&rpc, &deployment, &ledger).await {
+        let result = reconciler.run(&rpc, &deployment, &ledger).await;
+        if result.is_ok() {
+            runs.fetch_add(1, Ordering::Relaxed);
+        }
+        match result {
             Ok(run) if run.is_clean() => tracing::info!(mints = run.mints.len(), "reconciled"),
             Ok(run) => tracing::error!(
                 mismatches = ?run.mismatches,

@@ -62,6 +62,22 @@ struct Counters {
     quarantined: AtomicU64,
 }
 
+/// A read handle on the loop's counters (for metrics). Cheap to clone.
+#[derive(Clone)]
+pub struct SettlementCounters(Arc<Counters>);
+
+impl SettlementCounters {
+    /// Fills confirmed on-chain by the loop so far.
+    pub fn settled(&self) -> u64 {
+        self.0.settled.load(Ordering::Relaxed)
+    }
+
+    /// Fills quarantined by the loop so far.
+    pub fn quarantined(&self) -> u64 {
+        self.0.quarantined.load(Ordering::Relaxed)
+    }
+}
+
 /// The running settlement loop and the forwarder of its statuses.
 pub struct Settlement {
     stop: watch::Sender<bool>,
@@ -73,12 +89,17 @@ pub struct Settlement {
 impl Settlement {
     /// Fills confirmed on-chain by this loop so far.
     pub fn settled(&self) -> u64 {
-        self.counters.settled.load(Ordering::Relaxed)
+        self.counters().settled()
     }
 
     /// Fills quarantined by this loop so far.
     pub fn quarantined(&self) -> u64 {
-        self.counters.quarantined.load(Ordering::Relaxed)
+        self.counters().quarantined()
+    }
+
+    /// A handle on the counters that outlives borrows of the loop.
+    pub fn counters(&self) -> SettlementCounters {
+        SettlementCounters(self.counters.clone())
     }
 
     /// Stops the loop (a round in flight finishes) and delivers the statuses still queued.

@@ -242,6 +242,33 @@ fn kestrel(args: &[&str]) -> Command {
     command
 }
 
+/// Reads the child's banner until it has named every one of `names` (`<name> <url>` lines);
+/// returns the URLs in that order and keeps draining its output.
+async fn banner(child: &mut Child, names: &[&str]) -> Vec<String> {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut found: Vec<Option<String>> = vec![None; names.len()];
+    tokio::time::timeout(TIMEOUT, async {
+        while found.iter().any(Option::is_none) {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the process exited");
+            let mut words = line.split_whitespace();
+            if let (Some(name), Some(url)) = (words.next(), words.next()) {
+                if let Some(i) = names.iter().position(|n| *n == name) {
+                    found[i] = Some(url.to_owned());
+                }
+            }
+        }
+    })
+    .await
+    .expect("the process to start");
+    // Keep reading its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    found.into_iter().map(Option::unwrap).collect()
+}
+
 /// Starts `kestrel router` on free ports; returns it with its API and internal base URLs.
 async fn start_router(cluster: &Cluster, database_url: &str) -> (Process, String, String) {
     let rpc_url = cluster.chain.rpc_url();
@@ -267,30 +294,20 @@ async fn start_router(cluster: &Cluster, database_url: &str) -> (Process, String
     ])
     .spawn()
     .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut api, mut internal) = (None, None);
-    tokio::time::timeout(TIMEOUT, async {
-        while api.is_none() || internal.is_none() {
-            let line = lines.next_line().await.unwrap().expect("router exited");
-            let mut words = line.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some("api"), Some(url)) => api = Some(url.to_owned()),
-                (Some("internal"), Some(url)) => internal = Some(url.to_owned()),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the router to start");
-    // Keep reading its output so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (Process { child }, api.unwrap(), internal.unwrap())
+    let urls = banner(&mut child, &["api", "internal"]).await;
+    let [api, internal] = <[String; 2]>::try_from(urls).unwrap();
+    (Process { child }, api, internal)
 }
 
-fn start_relayer(cluster: &Cluster, database_url: &str, internal_url: &str) -> Process {
+/// Starts `kestrel relayer`; returns it with its metrics URL.
+async fn start_relayer(
+    cluster: &Cluster,
+    database_url: &str,
+    internal_url: &str,
+) -> (Process, String) {
     let rpc_url = cluster.chain.rpc_url();
     let keypair = cluster.dir.path().join("operator.json");
-    let mut command = kestrel(&[
+    let mut child = kestrel(&[
         "relayer",
         "--rpc-url",
         &rpc_url,
@@ -304,11 +321,22 @@ fn start_relayer(cluster: &Cluster, database_url: &str, internal_url: &str) -> P
         internal_url,
         "--settle-interval-ms",
         "100",
-    ]);
-    command.stdout(Stdio::null());
-    Process {
-        child: command.spawn().unwrap(),
-    }
+        "--reconcile-secs",
+        "1",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ])
+    .spawn()
+    .unwrap();
+    let metrics = banner(&mut child, &["metrics"]).await.remove(0);
+    (Process { child }, metrics)
+}
+
+/// The value of `name` in a Prometheus text exposition.
+async fn metric(url: &str, name: &str) -> Option<u64> {
+    let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// The router's balance (available, frozen) of `owner` in `asset`.
@@ -423,9 +451,24 @@ async fn router_and_relayer_processes_settle_a_crossing_pair() {
             assert_eq!(request.send().await.unwrap().status().as_u16(), 401);
         }
 
-        let relayer = start_relayer(&cluster, &database_url, &internal);
+        let (relayer, metrics) = start_relayer(&cluster, &database_url, &internal).await;
         cross(&cluster, &rest).await;
         assert_settled_once(&cluster, &rest, &database_url).await;
+        // The relayer's own reconciliation runs and finds nothing; its metrics say so.
+        assert_eq!(
+            metric(&metrics, "kestrel_relayer_fills_settled_total").await,
+            Some(1)
+        );
+        eventually("a reconciliation run", || async {
+            metric(&metrics, "kestrel_relayer_reconcile_runs_total")
+                .await
+                .filter(|runs| *runs > 0)
+        })
+        .await;
+        assert_eq!(
+            metric(&metrics, "kestrel_relayer_withdrawals_halted").await,
+            Some(0)
+        );
         // SIGTERM: both drain and exit cleanly.
         for process in [relayer, router] {
             terminate(process).await;
@@ -497,7 +540,7 @@ async fn a_router_killed_between_fill_and_settlement_settles_once_after_restart(
         })
         .await;
 
-        let relayer = start_relayer(&cluster, &database_url, &internal);
+        let (relayer, _) = start_relayer(&cluster, &database_url, &internal).await;
         assert_settled_once(&cluster, &rest, &database_url).await;
         drop((relayer, router));
         cluster.chain.shutdown().await.unwrap();
