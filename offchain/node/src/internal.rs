@@ -7,10 +7,10 @@
 //! file. The reply comes once the command is durable in the journal.
 
 use crate::settle::{SinkClosed, StatusSink, StatusUpdate};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::Json;
 use kestrel_router::model::Command;
 use kestrel_router::sequencer::Handle;
 use std::net::SocketAddr;
@@ -117,10 +117,12 @@ impl InternalServer {
     }
 }
 
+/// Checks the token before looking at the body, so nothing about the endpoint is revealed to
+/// a caller without it; a body that is not a status update is refused and changes nothing.
 async fn settlement(
     State(internal): State<Internal>,
     headers: HeaderMap,
-    Json(update): Json<StatusUpdate>,
+    body: Bytes,
 ) -> StatusCode {
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -129,6 +131,9 @@ async fn settlement(
     if !presented.is_some_and(|p| internal.token.matches(p)) {
         return StatusCode::UNAUTHORIZED;
     }
+    let Ok(update) = serde_json::from_slice::<StatusUpdate>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
     let command = Command::SettlementUpdate {
         market: update.market,
         fill_id: update.fill_id,

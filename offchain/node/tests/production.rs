@@ -4,6 +4,7 @@
 //! JSON-RPC; orders arrive over REST.
 //!
 //! - A crossing pair settles on-chain and the router learns it through the internal endpoint.
+//! - The other admin subcommands (pause, fees, operator) change the exchange as they say.
 //! - kill -9 of the router between the fill and its settlement: restarted on the same journal
 //!   and database, the relayer started afterwards settles the fill exactly once (also when a
 //!   previous relayer left it reported as submitted); on-chain balances equal the ledger and
@@ -12,7 +13,7 @@
 #![allow(clippy::arithmetic_side_effects)]
 
 use anchor_lang::AccountDeserialize;
-use kestrel::state::{Market, UserAccount};
+use kestrel::state::{Exchange, Market, UserAccount};
 use kestrel_node::admin::{self, AdminCommand};
 use kestrel_node::keys;
 use kestrel_node::relayer_node::StoreLedger;
@@ -190,6 +191,7 @@ impl Cluster {
             chain::send(&rpc, &ixs, user, &[]).await.unwrap();
         }
         keys::save(&dir.path().join("operator.json"), &operator).unwrap();
+        keys::save(&dir.path().join("admin.json"), &admin_key).unwrap();
         Cluster {
             chain,
             rpc,
@@ -450,6 +452,14 @@ async fn router_and_relayer_processes_settle_a_crossing_pair() {
             }
             assert_eq!(request.send().await.unwrap().status().as_u16(), 401);
         }
+        let refused = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .body("{\"market\": 0, \"fill_id\": -1}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 400);
 
         let (relayer, metrics) = start_relayer(&cluster, &database_url, &internal).await;
         cross(&cluster, &rest).await;
@@ -492,6 +502,76 @@ async fn terminate(mut process: Process) {
         .expect("the process to stop after SIGTERM")
         .unwrap();
     assert!(exit.success(), "{exit:?}");
+}
+
+/// The remaining admin subcommands change what they say, and only that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_subcommands_pause_announce_fees_and_rotate_the_operator() {
+    let cluster = Cluster::start().await;
+    let admin_key = keys::load(&cluster.dir.path().join("admin.json")).unwrap();
+    let exchange = || async {
+        let account = cluster
+            .rpc
+            .get_account(&cluster.deployment.exchange)
+            .await
+            .unwrap();
+        Exchange::try_deserialize(&mut account.data.as_slice()).unwrap()
+    };
+    let run = |command: AdminCommand| {
+        let admin_key = &admin_key;
+        let rpc = &cluster.rpc;
+        async move { admin::run(rpc, admin_key, DOMAIN_ID, &command).await }
+    };
+
+    let paused = run(AdminCommand::SetPause {
+        settlement: true,
+        deposits: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        paused.accounts,
+        vec![("exchange", cluster.deployment.exchange)]
+    );
+    let e = exchange().await;
+    assert_eq!((e.settlement_paused, e.deposits_paused), (1, 0));
+
+    let fees = run(AdminCommand::SetFees {
+        market: 0,
+        maker_fee_bps: 1,
+        taker_fee_bps: 9,
+    })
+    .await
+    .unwrap();
+    assert!(fees
+        .accounts
+        .contains(&("market", cluster.deployment.market_address(0))));
+    let market = cluster.market().await;
+    assert_eq!(
+        (market.pending_maker_fee_bps, market.pending_taker_fee_bps),
+        (1, 9)
+    );
+    assert_eq!((market.maker_fee_bps, market.taker_fee_bps), (2, 5));
+
+    let operator = Keypair::new().pubkey();
+    run(AdminCommand::SetOperator { operator }).await.unwrap();
+    assert_eq!(exchange().await.operator, operator);
+
+    // A key that is not the admin's (the funded former operator) is refused.
+    let stranger = keys::load(&cluster.dir.path().join("operator.json")).unwrap();
+    assert!(admin::run(
+        &cluster.rpc,
+        &stranger,
+        DOMAIN_ID,
+        &AdminCommand::SetPause {
+            settlement: false,
+            deposits: false,
+        },
+    )
+    .await
+    .is_err());
+    assert_eq!(exchange().await.settlement_paused, 1);
+    cluster.chain.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
