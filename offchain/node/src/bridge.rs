@@ -63,13 +63,13 @@ pub fn start(
     config: BridgeConfig,
 ) -> Bridge {
     let listener = ChainListener::start(
-        rpc_url.clone(),
+        RpcClient::new(rpc_url.clone()),
         deployment.clone(),
         sequencer.clone(),
         config.listen_interval,
     );
     let settlement = settle::spawn(
-        rpc_url,
+        RpcClient::new(rpc_url),
         deployment,
         operator,
         store,
@@ -106,16 +106,17 @@ pub struct ChainListener {
 }
 
 impl ChainListener {
-    /// Follows the program from genesis and submits its deposits and cancel floors.
+    /// Follows the program from genesis, at `rpc`'s commitment, and submits its deposits and
+    /// cancel floors.
     pub fn start(
-        rpc_url: String,
+        rpc: RpcClient,
         deployment: Deployment,
         sequencer: Handle,
         interval: Duration,
     ) -> ChainListener {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(listen(
-            RpcClient::new(rpc_url),
+            rpc,
             deployment,
             RouterSink { sequencer },
             interval,

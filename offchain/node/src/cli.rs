@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use kestrel_node::admin::AdminCommand;
+use solana_commitment_config::CommitmentLevel;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -53,13 +54,16 @@ pub struct DevnetArgs {
     pub bots: bool,
 }
 
-/// Where the chain is and which deployment to follow (read at finalized commitment).
+/// Where the chain is and which deployment to follow.
 #[derive(Args)]
 #[command(next_help_heading = "Chain")]
 pub struct ChainArgs {
     /// JSON-RPC URL of the cluster (localnet, devnet, mainnet, or the embedded chain).
     #[arg(long, env = "KESTREL_RPC_URL", default_value = "http://127.0.0.1:8899")]
     pub rpc_url: String,
+    /// Commitment the chain is read at: processed, confirmed or finalized.
+    #[arg(long, env = "KESTREL_COMMITMENT", default_value = "finalized")]
+    pub commitment: CommitmentLevel,
     /// Deployment id of the exchange (its account is derived from it).
     #[arg(long, env = "KESTREL_DOMAIN_ID", default_value_t = 1)]
     pub domain_id: u64,

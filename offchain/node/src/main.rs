@@ -11,6 +11,7 @@ use kestrel_node::relayer_node::{RelayerNode, RelayerNodeConfig};
 use kestrel_node::router_node::{RouterNode, RouterNodeConfig};
 use kestrel_node::{admin, keys, Devnet, DevnetConfig};
 use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_commitment_config::CommitmentConfig;
 use solana_sdk::signature::Signer;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ fn token(args: &TokenArgs) -> anyhow::Result<Token> {
 async fn router(args: RouterArgs) -> anyhow::Result<()> {
     let config = RouterNodeConfig {
         rpc_url: args.chain.rpc_url,
+        commitment: CommitmentConfig {
+            commitment: args.chain.commitment,
+        },
         domain_id: args.chain.domain_id,
         journal_dir: args.journal_dir,
         database_url: args.store.database_url,
@@ -86,6 +90,9 @@ async fn relayer(args: RelayerArgs) -> anyhow::Result<()> {
     let operator_key = operator.pubkey();
     let config = RelayerNodeConfig {
         rpc_url: args.chain.rpc_url,
+        commitment: CommitmentConfig {
+            commitment: args.chain.commitment,
+        },
         domain_id: args.chain.domain_id,
         database_url: args.store.database_url,
         operator,

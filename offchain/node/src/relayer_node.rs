@@ -11,6 +11,7 @@ use kestrel_relayer::reconcile::{LedgerError, OffchainLedger, Reconciler};
 use kestrel_router::store::{Store, StoreError};
 use kestrel_sdk::Deployment;
 use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_commitment_config::CommitmentConfig;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
 use std::collections::HashMap;
@@ -27,6 +28,8 @@ use tokio::task::JoinHandle;
 pub struct RelayerNodeConfig {
     /// JSON-RPC URL of the cluster.
     pub rpc_url: String,
+    /// Commitment the chain is read at; a fill counts as settled at it.
+    pub commitment: CommitmentConfig,
     /// Deployment id of the exchange.
     pub domain_id: u64,
     /// The router's SQL store.
@@ -95,7 +98,7 @@ pub struct RelayerNode {
 impl RelayerNode {
     /// Reads the deployment, opens the store and starts the loops.
     pub async fn start(config: RelayerNodeConfig) -> Result<RelayerNode, RelayerNodeError> {
-        let rpc = RpcClient::new(config.rpc_url.clone());
+        let rpc = RpcClient::new_with_commitment(config.rpc_url.clone(), config.commitment);
         let on_chain = OnChain::load(&rpc, config.domain_id).await?;
         let store = Store::connect(&config.database_url).await?;
         let (stop, stopping) = watch::channel(false);
@@ -105,7 +108,7 @@ impl RelayerNode {
             stopping.clone(),
         );
         let settlement = settle::spawn(
-            config.rpc_url,
+            RpcClient::new_with_commitment(config.rpc_url, config.commitment),
             on_chain.deployment.clone(),
             Arc::new(config.operator),
             store.clone(),

@@ -8,6 +8,7 @@ use crate::onchain::{OnChain, OnChainError, RouterLimits};
 use kestrel_router::api::{self, Api, ApiConfig};
 use kestrel_sdk::Deployment;
 use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_commitment_config::CommitmentConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use std::time::Duration;
 pub struct RouterNodeConfig {
     /// JSON-RPC URL of the cluster.
     pub rpc_url: String,
+    /// Commitment the chain is read at (markets, listener).
+    pub commitment: CommitmentConfig,
     /// Deployment id of the exchange.
     pub domain_id: u64,
     /// Journal directory.
@@ -71,7 +74,7 @@ impl RouterNode {
     /// Reads the deployment, recovers the journal and starts serving.
     pub async fn start(config: RouterNodeConfig) -> Result<RouterNode, RouterNodeError> {
         std::fs::create_dir_all(&config.journal_dir).map_err(RouterNodeError::Journal)?;
-        let rpc = RpcClient::new(config.rpc_url.clone());
+        let rpc = RpcClient::new_with_commitment(config.rpc_url.clone(), config.commitment);
         let on_chain = OnChain::load(&rpc, config.domain_id).await?;
         let mut api_config = ApiConfig::embedded(
             on_chain.rules(&config.limits),
@@ -97,7 +100,7 @@ impl RouterNode {
             }
         };
         let listener = ChainListener::start(
-            config.rpc_url,
+            RpcClient::new_with_commitment(config.rpc_url, config.commitment),
             on_chain.deployment.clone(),
             api.sequencer(),
             config.listen_interval,

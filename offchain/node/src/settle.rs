@@ -110,9 +110,10 @@ impl Settlement {
     }
 }
 
-/// Starts the settlement loop: a round every `interval`, statuses delivered to `sink`.
+/// Starts the settlement loop: a round every `interval`, statuses delivered to `sink`; fills
+/// count as settled at `rpc`'s commitment.
 pub fn spawn<S: StatusSink>(
-    rpc_url: String,
+    rpc: RpcClient,
     deployment: Deployment,
     operator: Arc<Keypair>,
     store: Store,
@@ -131,7 +132,7 @@ pub fn spawn<S: StatusSink>(
         }
     });
     let settler = Settler {
-        rpc: RpcClient::new(rpc_url),
+        rpc,
         deployment,
         operator,
         store,

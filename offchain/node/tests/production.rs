@@ -325,6 +325,8 @@ async fn start_relayer(
         "100",
         "--reconcile-secs",
         "1",
+        "--commitment",
+        "confirmed",
         "--metrics-listen",
         "127.0.0.1:0",
     ])
