@@ -89,7 +89,6 @@ pub struct RelayerNode {
     settlement: Settlement,
     reconcile: JoinHandle<()>,
     metrics: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
-    reconciler: Arc<Reconciler>,
     stop: watch::Sender<bool>,
     store: Store,
     deployment: Deployment,
@@ -140,7 +139,7 @@ impl RelayerNode {
             rpc,
             on_chain.deployment.clone(),
             StoreLedger(store.clone()),
-            (reconciler.clone(), reconcile_runs),
+            (reconciler, reconcile_runs),
             config.reconcile_interval,
             stopping,
         ));
@@ -148,26 +147,15 @@ impl RelayerNode {
             settlement,
             reconcile,
             metrics,
-            reconciler,
             stop,
             store,
             deployment: on_chain.deployment,
         })
     }
 
-    /// Fills confirmed on-chain by this process.
-    pub fn settled(&self) -> u64 {
-        self.settlement.settled()
-    }
-
     /// The metrics server's address, if enabled.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().map(|(addr, _)| *addr)
-    }
-
-    /// The reconciliation alert state.
-    pub fn reconciler(&self) -> &Reconciler {
-        &self.reconciler
     }
 
     /// The deployment read from the chain.
