@@ -8,11 +8,11 @@
 use crate::bots::Bots;
 use crate::bridge::{self, Bridge};
 use crate::keys;
+use crate::onchain::{OnChain, OnChainError, RouterLimits};
 use kestrel::instructions::CreateMarketArgs;
 use kestrel_relayer::embedded::{self, EmbeddedChain};
 use kestrel_router::api::{self, Api, ApiConfig};
-use kestrel_router::market::MarketSpec;
-use kestrel_router::state::Rules;
+use kestrel_router::marketdata::{Item, Topic};
 use kestrel_sdk::{chain, Deployment};
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::account::Account;
@@ -21,8 +21,11 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 
 /// Deployment id of the devnet exchange.
 pub const DOMAIN_ID: u64 = 1;
@@ -89,15 +92,15 @@ pub enum DevnetError {
     /// A transaction helper failed.
     #[error(transparent)]
     Transaction(#[from] kestrel_sdk::chain::ChainError),
+    /// The deployment could not be read back from the chain.
+    #[error("reading the deployment: {0}")]
+    OnChain(#[from] OnChainError),
     /// The router API.
     #[error("router: {0}")]
     Api(#[from] api::StartError),
     /// The router API did not stop cleanly.
     #[error("router shutdown: {0}")]
     ApiShutdown(#[from] api::ShutdownError),
-    /// The store.
-    #[error("store: {0}")]
-    Store(#[from] kestrel_router::store::StoreError),
 }
 
 impl From<solana_client::client_error::ClientError> for DevnetError {
@@ -114,17 +117,44 @@ pub struct DemoWallet {
     pub token_accounts: [Pubkey; 2],
 }
 
-/// A compact status of the running devnet.
+/// A compact status of the running devnet, from counters (nothing is queried).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
-    /// Orders the router has accepted.
-    pub orders: usize,
-    /// Fills matched.
-    pub fills: usize,
+    /// Orders the router has accepted (place commands) since start.
+    pub orders: u64,
+    /// Fills matched since start (as the market-data feed saw them).
+    pub fills: u64,
     /// Fills confirmed on-chain by this run's settlement loop.
     pub settled: u64,
     /// Fills quarantined.
     pub quarantined: u64,
+}
+
+impl Status {
+    /// Fills matched but neither settled nor quarantined yet: the settlement lag in fills.
+    pub fn unsettled(&self) -> u64 {
+        self.fills
+            .saturating_sub(self.settled)
+            .saturating_sub(self.quarantined)
+    }
+
+    /// One status line: totals, and the order rate since `previous`, taken `period` earlier.
+    pub fn line(&self, previous: &Status, period: Duration) -> String {
+        let orders = self.orders.saturating_sub(previous.orders);
+        let millis = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+        let per_second = orders
+            .saturating_mul(1_000)
+            .checked_div(millis)
+            .unwrap_or(0);
+        format!(
+            "orders {} ({per_second}/s) | fills {} | settled {} | lag {} | quarantined {}",
+            self.orders,
+            self.fills,
+            self.settled,
+            self.unsettled(),
+            self.quarantined
+        )
+    }
 }
 
 /// A running devnet.
@@ -137,6 +167,8 @@ pub struct Devnet {
     operator: Arc<Keypair>,
     wallets: Vec<DemoWallet>,
     data_dir: PathBuf,
+    fills: Arc<AtomicU64>,
+    fill_counter: JoinHandle<()>,
 }
 
 /// The on-chain market 0 of the devnet.
@@ -150,24 +182,6 @@ pub fn market_args() -> CreateMarketArgs {
         min_size_lots: 1,
         maker_fee_bps: 2,
         taker_fee_bps: 5,
-    }
-}
-
-/// The router's view of an on-chain market.
-pub fn market_spec(args: &CreateMarketArgs) -> MarketSpec {
-    MarketSpec {
-        index: args.index,
-        base_asset: args.base_asset,
-        quote_asset: args.quote_asset,
-        base_lot_size: args.base_lot_size,
-        tick_size: args.tick_size,
-        min_size_lots: args.min_size_lots,
-        max_size_lots: 1_000_000_000,
-        min_price_ticks: 1,
-        max_price_ticks: 1_000_000_000,
-        maker_fee_bps: args.maker_fee_bps,
-        taker_fee_bps: args.taker_fee_bps,
-        max_orders: 65_536,
     }
 }
 
@@ -198,7 +212,6 @@ impl Devnet {
         chain::create_mint(&rpc, &admin, &base_mint, DECIMALS).await?;
         chain::create_mint(&rpc, &admin, &quote_mint, DECIMALS).await?;
         let deployment = Deployment::new(DOMAIN_ID, vec![base_mint.pubkey(), quote_mint.pubkey()]);
-        let market = market_args();
         let setup = vec![
             deployment.initialize_exchange(
                 &admin.pubkey(),
@@ -222,7 +235,13 @@ impl Devnet {
             std::fs::remove_dir_all(&router_dir)?;
         }
         std::fs::create_dir_all(&router_dir)?;
-        let api = api::start(api_config(&config, &router_dir, &deployment, &market)).await?;
+        // The router mirrors the chain, as `kestrel router` does.
+        let rules = OnChain::load(&rpc, DOMAIN_ID)
+            .await?
+            .rules(&RouterLimits::default());
+        let api = api::start(ApiConfig::embedded(rules, &router_dir, config.http)).await?;
+        let fills = Arc::new(AtomicU64::new(0));
+        let fill_counter = count_fills(api.market_data().receiver(), fills.clone());
         let operator = Arc::new(admin);
         let bridge = bridge::start(
             chain.rpc_url(),
@@ -253,6 +272,8 @@ impl Devnet {
             operator,
             wallets,
             data_dir: config.data_dir,
+            fills,
+            fill_counter,
         })
     }
 
@@ -296,25 +317,24 @@ impl Devnet {
         &self.api
     }
 
-    /// Orders, fills and settlement counts.
-    pub async fn status(&self) -> Result<Status, DevnetError> {
-        let digests = self.api.store().table_digests().await?;
-        let rows = |table: &str| {
-            digests
-                .iter()
-                .find(|d| d.table == table)
-                .map_or(0, |d| d.rows)
-        };
-        Ok(Status {
-            orders: rows("orders"),
-            fills: rows("fills"),
+    /// Orders, fills and settlement counts, read from counters.
+    pub fn status(&self) -> Status {
+        Status {
+            orders: self
+                .api
+                .metrics()
+                .commands
+                .with_label_values(&["place", "accepted"])
+                .get(),
+            fills: self.fills.load(Ordering::Relaxed),
             settled: self.bridge.settled(),
             quarantined: self.bridge.quarantined(),
-        })
+        }
     }
 
     /// Stops the relayer loops, the router (draining it) and the chain.
     pub async fn shutdown(self) -> Result<(), DevnetError> {
+        self.fill_counter.abort();
         if let Some(bots) = self.bots {
             bots.shutdown().await;
         }
@@ -327,6 +347,30 @@ impl Devnet {
     }
 }
 
+/// Counts the trades on the market-data feed (one per fill) into `fills`.
+fn count_fills(
+    mut feed: broadcast::Receiver<Arc<[Item]>>,
+    fills: Arc<AtomicU64>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match feed.recv().await {
+                Ok(items) => {
+                    let trades = items
+                        .iter()
+                        .filter(|item| matches!(item.topic, Topic::Trades(_)))
+                        .count();
+                    fills.fetch_add(u64::try_from(trades).unwrap_or(0), Ordering::Relaxed);
+                }
+                Err(broadcast::error::RecvError::Lagged(batches)) => {
+                    tracing::warn!(batches, "status counter fell behind the feed");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
 fn funded_account() -> Account {
     Account {
         lamports: LAMPORTS_PER_SOL.saturating_mul(100),
@@ -335,23 +379,6 @@ fn funded_account() -> Account {
         executable: false,
         rent_epoch: 0,
     }
-}
-
-fn api_config(
-    config: &DevnetConfig,
-    router_dir: &Path,
-    deployment: &Deployment,
-    market: &CreateMarketArgs,
-) -> ApiConfig {
-    let rules = Rules {
-        exchange: deployment.exchange,
-        assets: deployment.mints.clone(),
-        markets: vec![market_spec(market)],
-        max_expiry_horizon_secs: 86_400 * 365,
-        expiry_margin_secs: 30,
-        max_open_orders: 256,
-    };
-    ApiConfig::embedded(rules, router_dir, config.http)
 }
 
 /// Token accounts for both assets, the exchange account, and [`DEPOSITED`] of each deposited.

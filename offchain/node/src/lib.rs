@@ -3,13 +3,25 @@
 //!
 //! - [`devnet`]: the one-command embedded devnet (embedded chain, deployment, demo wallets,
 //!   router API, relayer loops).
+//! - [`router_node`] and [`relayer_node`]: production mode, the router and the relayer as
+//!   separate processes against a cluster's RPC and a SQL store, talking through the router's
+//!   operator-only [`internal`] endpoint; [`onchain`] reads the deployment they mirror;
+//!   [`relayer_metrics`] are the relayer's Prometheus metrics.
+//! - [`admin`]: the admin's instructions against a cluster.
 //! - [`bots`]: the demo market maker and taker of `kestrel devnet --bots`.
-//! - [`bridge`]: the relayer ↔ router wiring (chain events into the sequencer, pending fills
-//!   onto the chain, settlement statuses back).
+//! - [`bridge`]: the relayer ↔ router wiring in one process (chain events into the sequencer,
+//!   settlement statuses back); [`settle`]: the settlement loop both modes share.
 
+pub mod admin;
 pub mod bots;
 pub mod bridge;
 pub mod devnet;
-mod keys;
+pub mod internal;
+pub mod keys;
+pub mod onchain;
+pub mod relayer_metrics;
+pub mod relayer_node;
+pub mod router_node;
+pub mod settle;
 
 pub use devnet::{DemoWallet, Devnet, DevnetConfig, DevnetError, Status};

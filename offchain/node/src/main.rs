@@ -1,53 +1,21 @@
 //! `kestrel`: the operator's binary.
 
+mod cli;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use kestrel_node::{Devnet, DevnetConfig};
+use clap::Parser;
+use cli::{AdminArgs, Cli, Command, DevnetArgs, RelayerArgs, RouterArgs, TokenArgs};
+use kestrel_node::internal::Token;
+use kestrel_node::onchain::RouterLimits;
+use kestrel_node::relayer_node::{RelayerNode, RelayerNodeConfig};
+use kestrel_node::router_node::{RouterNode, RouterNodeConfig};
+use kestrel_node::{admin, keys, Devnet, DevnetConfig};
+use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_commitment_config::CommitmentConfig;
 use solana_sdk::signature::Signer;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Parser)]
-#[command(
-    name = "kestrel",
-    version,
-    about = "Kestrel hybrid DEX: router, relayer and devnet"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Runs the whole exchange on this machine: an embedded chain with a deployment, demo mints,
-    /// market 0 and two funded demo wallets, the router API on SQLite, and the relayer.
-    Devnet(DevnetArgs),
-}
-
-#[derive(clap::Args)]
-struct DevnetArgs {
-    /// Keys, journal and SQLite store (the router state is reset at every start).
-    #[arg(long, env = "KESTREL_DATA_DIR", default_value = "./.kestrel-devnet")]
-    data_dir: PathBuf,
-    /// REST + WebSocket API address.
-    #[arg(long, env = "KESTREL_HTTP", default_value = "127.0.0.1:8080")]
-    http: SocketAddr,
-    /// JSON-RPC port of the embedded chain (on 127.0.0.1).
-    #[arg(long, env = "KESTREL_RPC_PORT", default_value_t = 8899)]
-    rpc_port: u16,
-    /// Milliseconds between slots of the embedded chain.
-    #[arg(long, env = "KESTREL_SLOT_MS", default_value_t = 400)]
-    slot_ms: u64,
-    /// Seconds between status lines.
-    #[arg(long, env = "KESTREL_STATUS_SECS", default_value_t = 5)]
-    status_secs: u64,
-    /// Run a demo market maker (wallet 1) and taker (wallet 2), written with the SDK, so the
-    /// book, trades and settlements are live.
-    #[arg(long, env = "KESTREL_BOTS")]
-    bots: bool,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -59,7 +27,105 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Devnet(args) => devnet(args).await,
+        Command::Router(args) => router(args).await,
+        Command::Relayer(args) => relayer(args).await,
+        Command::Admin(args) => admin(args).await,
     }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn token(args: &TokenArgs) -> anyhow::Result<Token> {
+    Ok(Token::load(
+        args.internal_token.as_deref(),
+        args.internal_token_file.as_deref(),
+    )?)
+}
+
+async fn router(args: RouterArgs) -> anyhow::Result<()> {
+    let config = RouterNodeConfig {
+        rpc_url: args.chain.rpc_url,
+        commitment: CommitmentConfig {
+            commitment: args.chain.commitment,
+        },
+        domain_id: args.chain.domain_id,
+        journal_dir: args.journal_dir,
+        database_url: args.store.database_url,
+        listen: args.listen,
+        metrics_listen: Some(args.metrics_listen),
+        internal_listen: args.internal_listen,
+        internal_token: token(&args.token)?,
+        listen_interval: Duration::from_millis(args.listen_interval_ms.max(1)),
+        verify_threads: args.verify_threads,
+        limits: RouterLimits::default(),
+    };
+    let node = RouterNode::start(config)
+        .await
+        .context("starting the router")?;
+    println!("kestrel router is running");
+    println!("  exchange   {}", node.deployment().exchange);
+    println!("  api        http://{}", node.local_addr());
+    if let Some(metrics) = node.metrics_addr() {
+        println!("  metrics    http://{metrics}/metrics");
+    }
+    println!("  internal   http://{}", node.internal_addr());
+    shutdown_signal().await?;
+    println!("shutting down");
+    node.shutdown().await.context("shutting down")?;
+    Ok(())
+}
+
+async fn relayer(args: RelayerArgs) -> anyhow::Result<()> {
+    let operator = keys::load(&args.keypair)
+        .with_context(|| format!("reading the operator keypair {}", args.keypair.display()))?;
+    let operator_key = operator.pubkey();
+    let config = RelayerNodeConfig {
+        rpc_url: args.chain.rpc_url,
+        commitment: CommitmentConfig {
+            commitment: args.chain.commitment,
+        },
+        domain_id: args.chain.domain_id,
+        database_url: args.store.database_url,
+        operator,
+        router_internal_url: args.router_internal_url,
+        internal_token: token(&args.token)?,
+        settle_interval: Duration::from_millis(args.settle_interval_ms.max(1)),
+        reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
+        metrics_listen: Some(args.metrics_listen),
+    };
+    let node = RelayerNode::start(config)
+        .await
+        .context("starting the relayer")?;
+    println!("kestrel relayer is running");
+    println!("  exchange   {}", node.deployment().exchange);
+    println!("  operator   {operator_key}");
+    if let Some(metrics) = node.metrics_addr() {
+        println!("  metrics    http://{metrics}/metrics");
+    }
+    shutdown_signal().await?;
+    println!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    let keypair = keys::load(&args.keypair)
+        .with_context(|| format!("reading the admin keypair {}", args.keypair.display()))?;
+    let rpc = RpcClient::new(args.rpc_url);
+    let outcome = admin::run(&rpc, &keypair, args.domain_id, &args.command)
+        .await
+        .context("sending the admin instruction")?;
+    print!("{outcome}");
+    Ok(())
 }
 
 async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
@@ -98,19 +164,21 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         println!("  bots       market maker (wallet 1) and taker (wallet 2) are trading");
     }
     println!("Ctrl-C stops it.");
-    let mut every = tokio::time::interval(Duration::from_secs(args.status_secs.max(1)));
+    let period = Duration::from_secs(args.status_secs.max(1));
+    let mut every = tokio::time::interval(period);
     every.tick().await;
+    let mut last = devnet.status();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
     loop {
         tokio::select! {
-            _ = every.tick() => match devnet.status().await {
-                Ok(s) => println!(
-                    "orders {} | fills {} | settled {} | quarantined {}",
-                    s.orders, s.fills, s.settled, s.quarantined
-                ),
-                Err(error) => eprintln!("status unavailable: {error}"),
-            },
-            signal = tokio::signal::ctrl_c() => {
-                signal.context("waiting for Ctrl-C")?;
+            _ = every.tick() => {
+                let now = devnet.status();
+                println!("{}", now.line(&last, period));
+                last = now;
+            }
+            result = &mut signal => {
+                result?;
                 break;
             }
         }

@@ -201,7 +201,7 @@ async fn deposit_trade_and_settlement_agree_on_chain_and_in_the_router() {
     })
     .await;
     assert_eq!(fill["size_lots"], 40, "{fill}");
-    assert_eq!(net.status().await.unwrap().settled, 1);
+    assert_eq!(net.status().settled, 1);
 
     // On-chain balances equal the router's ledger for both wallets and both assets.
     for owner in [maker_key, taker_key] {
@@ -233,10 +233,105 @@ async fn the_demo_bots_trade_and_their_fills_settle() {
     .await
     .unwrap();
     let status = eventually("the bots' fills to settle", || async {
-        let status = devnet.status().await.unwrap();
+        let status = devnet.status();
         (status.fills >= 2 && status.settled >= 2).then_some(status)
     })
     .await;
     assert_eq!(status.quarantined, 0, "{status:?}");
     devnet.shutdown().await.unwrap();
+}
+
+/// A fill, a replace of the maker's order (new terms under a new nonce), a second fill: each
+/// fill settles under the signed terms it matched, so both land on-chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_before_and_after_a_replace_both_settle() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(DevnetConfig::ephemeral(dir.path()))
+        .await
+        .unwrap();
+    let rpc = RpcClient::new(net.rpc_url());
+    let d = net.deployment().clone();
+    let [maker, taker] = net.wallets() else {
+        panic!("two demo wallets")
+    };
+    let client = kestrel_sdk::rest::RestClient::new(net.http_url(), d.exchange);
+    let rest = Rest {
+        base: net.http_url(),
+        http: reqwest::Client::new(),
+    };
+    for owner in [maker.keypair.pubkey(), taker.keypair.pubkey()] {
+        eventually("the bootstrap deposits", || async {
+            (rest.balance(&owner, 1).await == Some((DEPOSITED, 0))).then_some(())
+        })
+        .await;
+    }
+    let ask = |size, nonce| {
+        OrderBuilder::limit(0)
+            .sell()
+            .price(500)
+            .size(size)
+            .client_id(7)
+            .sign(d.exchange, &maker.keypair, nonce)
+            .unwrap()
+    };
+    let bid = |size, nonce| {
+        OrderBuilder::limit(0)
+            .buy()
+            .price(500)
+            .size(size)
+            .sign(d.exchange, &taker.keypair, nonce)
+            .unwrap()
+    };
+    client.place(&ask(100, 10)).await.unwrap();
+    let first = client.place(&bid(40, 10)).await.unwrap();
+    assert!(
+        first.events.iter().any(|e| e["type"] == "fill"),
+        "{first:?}"
+    );
+    let replaced = client
+        .replace(&maker.keypair, 10, &ask(30, 11))
+        .await
+        .unwrap();
+    assert!(
+        replaced
+            .events
+            .iter()
+            .any(|e| e["type"] == "order_replaced"),
+        "{replaced:?}"
+    );
+    let second = client.place(&bid(20, 11)).await.unwrap();
+    assert!(
+        second.events.iter().any(|e| e["type"] == "fill"),
+        "{second:?}"
+    );
+
+    let fills_path = format!(
+        "/v1/accounts/{}/fills",
+        hex::encode(taker.keypair.pubkey().to_bytes())
+    );
+    let fills = eventually("both fills to be confirmed", || async {
+        let fills = rest.get(&fills_path).await;
+        let fills = fills.as_array()?.clone();
+        (fills.len() == 2 && fills.iter().all(|f| f["settlement_status"] == "confirmed"))
+            .then_some(fills)
+    })
+    .await;
+    let mut maker_nonces: Vec<u64> = fills
+        .iter()
+        .map(|f| f["maker_nonce"].as_u64().unwrap())
+        .collect();
+    maker_nonces.sort_unstable();
+    assert_eq!(maker_nonces, vec![10, 11]);
+    let status = net.status();
+    assert_eq!((status.settled, status.quarantined), (2, 0), "{status:?}");
+    let account = rpc.get_account(&d.market_address(0)).await.unwrap();
+    let market = kestrel::state::Market::try_deserialize(&mut account.data.as_slice()).unwrap();
+    assert_eq!(market.last_fill_id, 2);
+    for owner in [maker.keypair.pubkey(), taker.keypair.pubkey()] {
+        let account = rpc.get_account(&d.user_address(&owner)).await.unwrap();
+        let user = UserAccount::try_deserialize(&mut account.data.as_slice()).unwrap();
+        let (available, frozen) = rest.balance(&owner, 0).await.unwrap();
+        assert_eq!(user.balances[0].available, available + frozen, "{owner}");
+    }
+    net.shutdown().await.unwrap();
 }

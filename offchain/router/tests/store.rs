@@ -153,6 +153,7 @@ on_both_backends!(
     candles_are_exact,
     pagination_walks_everything,
     wide_values_round_trip,
+    replaced_orders_keep_every_signed_version,
 );
 
 // ---------------------------------------------------------------- event streams from State
@@ -942,4 +943,125 @@ async fn wide_values_round_trip(fx: Fixture) {
     assert_eq!(history.last().unwrap().available_delta, i128::from(huge));
     assert_eq!(history[0].frozen_delta, 1_000_000_000);
     assert_eq!(history[0].available_delta, -1_000_000_000);
+}
+
+/// A fill, a replace (new nonce), a second fill: each fill names the nonce it matched, the
+/// store keeps both signed versions, and the settled balances move only with confirmed fills.
+async fn replaced_orders_keep_every_signed_version(fx: Fixture) {
+    let store = fx.store().await;
+    let mut journal = Journal::new();
+    let mut maker = Wallet::new(1);
+    let mut taker = Wallet::new(2);
+    for w in [&maker, &taker] {
+        journal.deposit(w.owner(), BASE, 1_000_000);
+        journal.deposit(w.owner(), QUOTE, 1_000_000);
+    }
+    let first = maker.order(Side::Sell, OrderType::Limit, 100, 10);
+    journal.apply(&first);
+    journal.apply(&taker.order(Side::Buy, OrderType::Limit, 100, 4));
+    let Command::Place {
+        order: old_terms, ..
+    } = first
+    else {
+        panic!("a place")
+    };
+    let Command::Place {
+        order: new_terms,
+        signature,
+    } = maker.order_with(
+        Side::Sell,
+        OrderType::Limit,
+        100,
+        5,
+        2,
+        old_terms.client_order_id,
+    )
+    else {
+        panic!("a place")
+    };
+    maker.nonce = 2;
+    let replaced = journal.apply(&Command::Replace {
+        cancel: Cancel {
+            exchange: exchange(),
+            owner: old_terms.owner,
+            market_index: 0,
+            order_nonce: 1,
+            expiry: 0,
+        },
+        order: new_terms,
+        signature,
+    });
+    assert!(
+        replaced
+            .iter()
+            .any(|e| matches!(e, Event::OrderReplaced { nonce: 2, .. })),
+        "{replaced:?}"
+    );
+    journal.apply(&taker.order(Side::Buy, OrderType::Limit, 100, 3));
+    apply_in_batches(&store, &journal.events, 5).await;
+
+    let fills = store.next_pending_settlements(10).await.unwrap();
+    let maker_nonces: Vec<u64> = fills.iter().map(|f| f.maker_nonce).collect();
+    assert_eq!(maker_nonces, vec![1, 2]);
+    for (nonce, terms) in [(1, &old_terms), (2, &new_terms)] {
+        let version = store
+            .order_version(&maker.owner(), nonce)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(version.signed, hex::encode(terms.encode()), "nonce {nonce}");
+        assert_eq!(version.order_id, fills[0].maker_order_id);
+    }
+    assert!(store
+        .order_version(&maker.owner(), 3)
+        .await
+        .unwrap()
+        .is_none());
+    // The current row carries only the new terms.
+    let current = store.order(fills[0].maker_order_id).await.unwrap().unwrap();
+    assert_eq!(current.nonce, 2);
+
+    // Nothing confirmed: the settled balances are the deposits.
+    let settled = store.settled_balances().await.unwrap();
+    for w in [&maker, &taker] {
+        for asset in [BASE, QUOTE] {
+            assert_eq!(settled.get(&(w.owner(), asset)), Some(&1_000_000));
+        }
+    }
+    assert!(!settled.keys().any(|(owner, _)| *owner == [0; 32]));
+    // The first fill confirmed: its base moves (4 lots of 1,000 atoms) on the settled figures.
+    journal.apply(&Command::SettlementUpdate {
+        market: 0,
+        fill_id: fills[0].fill_id,
+        status: SettlementStatus::Confirmed,
+    });
+    apply_in_batches(&store, &journal.events, 5).await;
+    let settled = store.settled_balances().await.unwrap();
+    assert_eq!(
+        settled.get(&(maker.owner(), BASE)),
+        Some(&(1_000_000 - 4_000))
+    );
+    assert_eq!(
+        settled.get(&(taker.owner(), BASE)),
+        Some(&(1_000_000 + 4_000))
+    );
+
+    // A fill left submitted (its relayer stopped) is listed for a restarted relayer, by page.
+    journal.apply(&Command::SettlementUpdate {
+        market: 0,
+        fill_id: fills[1].fill_id,
+        status: SettlementStatus::Submitted,
+    });
+    apply_in_batches(&store, &journal.events, 5).await;
+    let submitted = store
+        .submitted_settlements(Position::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(submitted.len(), 1);
+    assert_eq!(submitted[0].fill_id, fills[1].fill_id);
+    let after = store
+        .submitted_settlements(submitted[0].position, 10)
+        .await
+        .unwrap();
+    assert!(after.is_empty());
 }

@@ -140,6 +140,7 @@ pub struct Api {
     sequencer: Handle,
     store: Store,
     market_data: MarketData,
+    metrics: Metrics,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     metrics_server: Option<JoinHandle<std::io::Result<()>>>,
@@ -151,6 +152,7 @@ pub struct Api {
 /// Starts the router and serves its API on `config.listen`.
 pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     let metrics = Metrics::new()?;
+    let api_metrics = metrics.clone();
     let store = Store::connect(&config.database_url).await?;
     let market_data = MarketData::new(
         config.market_data,
@@ -241,6 +243,7 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
         sequencer: handle,
         store,
         market_data,
+        metrics: api_metrics,
         shutdown,
         server,
         metrics_server,
@@ -286,6 +289,11 @@ impl Api {
     /// The market-data projection.
     pub fn market_data(&self) -> &MarketData {
         &self.market_data
+    }
+
+    /// The API's metrics (the same the metrics server renders).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Graceful shutdown: stop intake, drain, let the sequencer commit, drain projections.

@@ -18,6 +18,7 @@ mod codec;
 mod project;
 mod projector;
 mod query;
+mod versions;
 
 pub use codec::OrderStatus;
 pub use projector::{spawn_projector, ProjectorConfig};
@@ -25,6 +26,7 @@ pub use query::{
     BalanceRow, Candle, DepositRow, FillRow, LedgerEntryRow, OrderRow, OutboxRow, Page,
     TableDigest, WithdrawalRow,
 };
+pub use versions::OrderVersionRow;
 
 use crate::model::Seq;
 use serde::{Deserialize, Serialize};

@@ -86,6 +86,34 @@ impl At {
 }
 
 impl Writer<'_> {
+    /// Records one signed version of an order. A nonce already recorded for the owner keeps
+    /// its first terms: the chain records an order by (owner, nonce) once, so those are the
+    /// only terms any fill under that nonce can settle with.
+    async fn order_version(
+        &mut self,
+        at: At,
+        owner: &Owner,
+        nonce: u64,
+        order_id: u64,
+        signed: &str,
+        signature: &str,
+    ) -> Result<(), StoreError> {
+        let sql = self.sql(
+            "INSERT INTO order_versions (owner, nonce, order_id, signed, signature, seq) \
+             VALUES ($1, $2::N, $3, $4, $5, $6) ON CONFLICT (owner, nonce) DO NOTHING",
+        );
+        sqlx::query(&sql)
+            .bind(owner_hex(owner))
+            .bind(dec(nonce))
+            .bind(int("order_id", order_id)?)
+            .bind(signed)
+            .bind(signature)
+            .bind(at.seq)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
     async fn event(&mut self, e: &Sequenced) -> Result<(), StoreError> {
         let at = At {
             seq: int("seq", e.seq)?,
@@ -137,9 +165,12 @@ impl Writer<'_> {
                     .bind(at.seq)
                     .execute(&mut *self.conn)
                     .await?;
+                self.order_version(at, owner, *nonce, *order_id, signed, signature)
+                    .await?;
             }
             Event::OrderReplaced {
                 order_id,
+                owner,
                 nonce,
                 price_ticks,
                 size_lots,
@@ -167,6 +198,8 @@ impl Writer<'_> {
                 if done.rows_affected() != 1 {
                     return Err(at.inconsistent("order", *order_id));
                 }
+                self.order_version(at, owner, *nonce, *order_id, signed, signature)
+                    .await?;
             }
             Event::OrderDone {
                 order_id,

@@ -43,7 +43,7 @@ pub struct TableDigest {
 }
 
 /// Every projected table: name, columns, key order.
-pub(super) const TABLES: [(&str, &[&str], &str); 10] = [
+pub(super) const TABLES: [(&str, &[&str], &str); 11] = [
     ("projection_cursor", &["id", "last_seq", "last_idx"], "id"),
     (
         "orders",
@@ -178,6 +178,11 @@ pub(super) const TABLES: [(&str, &[&str], &str); 10] = [
         "market, interval_secs, open_time",
     ),
     ("nonce_floors", &["owner", "floor", "updated_seq"], "owner"),
+    (
+        "order_versions",
+        &["owner", "nonce", "order_id", "signed", "signature", "seq"],
+        "owner, nonce",
+    ),
 ];
 
 /// An order and where it stands.
@@ -606,6 +611,26 @@ impl Store {
             "SELECT {FILL_COLUMNS} WHERE o.status = 'pending' ORDER BY f.seq, f.idx LIMIT $1"
         );
         let rows = sqlx::query(&sql)
+            .bind(i64::from(limit.min(MAX_PAGE)))
+            .fetch_all(&self.pool)
+            .await?;
+        all(rows, fill_row)
+    }
+
+    /// Up to `limit` fills after `after` reported submitted and not yet final, in stream
+    /// order: after a relayer restart, the batches they were in may or may not have landed.
+    pub async fn submitted_settlements(
+        &self,
+        after: Position,
+        limit: u32,
+    ) -> Result<Vec<FillRow>, StoreError> {
+        let sql = format!(
+            "SELECT {FILL_COLUMNS} WHERE o.status = 'submitted' AND (f.seq, f.idx) > ($1, $2) \
+             ORDER BY f.seq, f.idx LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(int("seq", after.seq)?)
+            .bind(i64::from(after.index))
             .bind(i64::from(limit.min(MAX_PAGE)))
             .fetch_all(&self.pool)
             .await?;

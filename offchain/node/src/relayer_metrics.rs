@@ -1,0 +1,93 @@
+//! The relayer's Prometheus metrics, on their own port: settlement outcomes and the
+//! reconciliation alert, rendered from the loops' counters at each scrape.
+
+use crate::settle::SettlementCounters;
+use kestrel_relayer::reconcile::Reconciler;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the metrics are read from.
+#[derive(Clone)]
+pub struct RelayerMetrics {
+    /// Settlement outcomes.
+    pub settlement: SettlementCounters,
+    /// The reconciliation alert state.
+    pub reconciler: Arc<Reconciler>,
+    /// Reconciliation runs that completed (clean or not).
+    pub reconcile_runs: Arc<AtomicU64>,
+}
+
+impl RelayerMetrics {
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let metrics: [(&str, &str, &str, u64); 5] = [
+            (
+                "kestrel_relayer_fills_settled_total",
+                "counter",
+                "Fills confirmed on-chain by this process",
+                self.settlement.settled(),
+            ),
+            (
+                "kestrel_relayer_fills_quarantined_total",
+                "counter",
+                "Fills quarantined by this process",
+                self.settlement.quarantined(),
+            ),
+            (
+                "kestrel_relayer_reconcile_runs_total",
+                "counter",
+                "Reconciliation runs completed",
+                self.reconcile_runs.load(Ordering::Relaxed),
+            ),
+            (
+                "kestrel_relayer_reconcile_alerts_total",
+                "counter",
+                "Reconciliation runs that found differences",
+                self.reconciler.alerts(),
+            ),
+            (
+                "kestrel_relayer_withdrawals_halted",
+                "gauge",
+                "1 while the last reconciliation found differences",
+                u64::from(self.reconciler.withdrawals_halted()),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in metrics {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        }
+        out
+    }
+
+    /// Serves `GET /metrics` on `listen` until `stop` turns true; returns the bound address.
+    pub async fn serve(
+        self,
+        listen: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) -> std::io::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = self.clone();
+                async move { metrics.render() }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        Ok((addr, task))
+    }
+}
