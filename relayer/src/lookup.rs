@@ -70,6 +70,27 @@ impl LookupTables {
         }
     }
 
+    /// The tables at `keys` as the chain holds them (a relayer restarting with the keys it
+    /// persisted), once every address in them is usable.
+    pub async fn existing(
+        rpc: &RpcClient,
+        keys: &[Pubkey],
+        poll_interval: Duration,
+    ) -> Result<Self, LookupError> {
+        let mut tables = LookupTables {
+            tables: keys
+                .iter()
+                .map(|key| AddressLookupTableAccount {
+                    key: *key,
+                    addresses: Vec::new(),
+                })
+                .collect(),
+            poll_interval,
+        };
+        tables.wait_usable(rpc).await?;
+        Ok(tables)
+    }
+
     /// The tables, every address in them usable on-chain.
     pub fn tables(&self) -> &[AddressLookupTableAccount] {
         &self.tables

@@ -103,6 +103,17 @@ async fn a_batch_beyond_the_legacy_limits_settles_as_one_v0_transaction() {
     assert_eq!(tables.tables()[0].addresses, wanted);
     // Adding them again changes nothing.
     assert_eq!(tables.add(&c.rpc, operator, &wanted).await.unwrap(), 0);
+    // A restarted relayer reads the same table back from the chain by its key.
+    let key = tables.tables()[0].key;
+    let reopened = LookupTables::existing(&c.rpc, &[key], Duration::from_millis(20))
+        .await
+        .unwrap();
+    assert_eq!(reopened.tables(), tables.tables());
+    assert!(
+        LookupTables::existing(&c.rpc, &[Pubkey::new_unique()], Duration::from_millis(20))
+            .await
+            .is_err()
+    );
 
     let packer = Packer {
         deployment: d,
