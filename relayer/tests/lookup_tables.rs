@@ -2,13 +2,14 @@
 //! address-lookup-table program runs as real SBF) through `RpcClient` only: the relayer creates
 //! and extends the table, waits until it is usable, packs with exact v0 sizes, and a batch
 //! beyond the legacy limits settles as one v0 transaction with the right balances and fee;
-//! `getTransaction` reports the addresses it loaded.
+//! `getTransaction` reports the addresses it loaded; a refused v0 batch is bisected in v0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
 
 mod common;
 
 use common::{Chain, Exchange, LOT, TICK};
+use kestrel::error::KestrelError;
 use kestrel::state::{Market, UserAccount};
 use kestrel_relayer::batcher::{Limits, Packer, PendingFill};
 use kestrel_relayer::lookup::{fixed_accounts, frequent_accounts, LookupTables};
@@ -32,6 +33,7 @@ const MAKERS: usize = 12;
 #[derive(Default)]
 struct Report {
     attempts: Mutex<Vec<Attempt>>,
+    quarantined: Mutex<Vec<Quarantined>>,
 }
 
 impl SettlementReport for Report {
@@ -41,7 +43,7 @@ impl SettlementReport for Report {
     }
     fn confirmed(&self, _: u32, _: u64, _: Option<Signature>) {}
     fn quarantined(&self, fill: &Quarantined) {
-        panic!("unexpected quarantine {fill:?}");
+        self.quarantined.lock().unwrap().push(fill.clone());
     }
 }
 
@@ -140,6 +142,7 @@ async fn a_batch_beyond_the_legacy_limits_settles_as_one_v0_transaction() {
     assert!(legacy.iter().all(|p| p.lookup_tables.is_empty()));
     let settled = submitter.settle(&v0).await.unwrap();
     assert_eq!(settled.confirmed.len(), MAKERS);
+    assert!(settled.quarantined.is_empty());
 
     // Second sweep: the makers' orders are recorded, the taker's is new. Legacy needs several
     // transactions (6 fills at most with distinct makers); v0 carries all twelve in one.
@@ -237,4 +240,97 @@ async fn a_batch_beyond_the_legacy_limits_settles_as_one_v0_transaction() {
         (t.balances[0].available, t.balances[1].available),
         (24 * LOT, 1_000_000 - 24 * (notional + taker_fee))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_v0_batch_is_bisected_in_v0_and_the_bad_fill_quarantined() {
+    let c = Chain::start().await;
+    let ex = Exchange::deploy(&c).await;
+    let (d, operator) = (&ex.d, &ex.operator);
+    let (taker, _) = ex.user(&c, 1, 1_000_000, 0).await;
+    let mut makers: Vec<Keypair> = Vec::new();
+    for _ in 0..4 {
+        makers.push(ex.user(&c, 0, 5 * LOT, 0).await.0);
+    }
+    let bid = OrderBuilder::limit(0)
+        .buy()
+        .price(100)
+        .size(40)
+        .sign(d.exchange, &taker, 100)
+        .unwrap();
+    // Fill 3 asks 6 lots of a 5-lot order: the program refuses it as an overfill.
+    let fills: Vec<PendingFill> = makers
+        .iter()
+        .enumerate()
+        .map(|(i, m)| PendingFill {
+            market: 0,
+            fill_id: i as u64 + 1,
+            maker: OrderBuilder::limit(0)
+                .sell()
+                .price(100)
+                .size(5)
+                .sign(d.exchange, m, 1)
+                .unwrap(),
+            taker: bid,
+            price_ticks: 100,
+            size_lots: if i == 2 { 6 } else { 5 },
+        })
+        .collect();
+    let mut tables = LookupTables::new(Duration::from_millis(20));
+    let mut wanted = fixed_accounts(d, 0);
+    wanted.extend(frequent_accounts(d, &fills));
+    tables.add(&c.rpc, operator, &wanted).await.unwrap();
+    let packed = Packer {
+        deployment: d,
+        operator: operator.pubkey(),
+        limits: Limits::default(),
+    }
+    .pack_with_tables(&fills, &HashSet::new(), &mut 1, tables.tables())
+    .unwrap();
+    // The bad fill shares its transaction, so only bisection can isolate it.
+    assert!(packed
+        .iter()
+        .any(|p| p.batch.fills.len() >= 2 && p.batch.fills.iter().any(|f| f.fill_id == 3)));
+
+    let report = Report::default();
+    let config = SubmitterConfig {
+        poll_interval: Duration::from_millis(20),
+        ..SubmitterConfig::default()
+    };
+    let mut submitter = Submitter::new(&c.rpc, d, operator, &report, config);
+    let settled = submitter.settle(&packed).await.unwrap();
+    assert_eq!(settled.confirmed, vec![(0, 1), (0, 2), (0, 4)]);
+    let overfill = u32::from(KestrelError::SettlementOverfill);
+    assert!(matches!(
+        settled.quarantined.as_slice(),
+        [q] if q.fill_id == 3 && q.code == Some(overfill)
+    ));
+    assert_eq!(report.quarantined.lock().unwrap().len(), 1);
+
+    // Every attempt, the halves included, went out as a v0 message over the table.
+    assert!(submitter.attempts().len() >= 3);
+    for attempt in submitter.attempts() {
+        let tx = c
+            .rpc
+            .get_transaction_with_config(
+                &attempt.signature,
+                RpcTransactionConfig {
+                    encoding: Some(UiTransactionEncoding::Base64),
+                    max_supported_transaction_version: Some(0),
+                    ..RpcTransactionConfig::default()
+                },
+            )
+            .await
+            .unwrap();
+        let decoded = tx.transaction.transaction.decode().unwrap();
+        let VersionedMessage::V0(message) = &decoded.message else {
+            panic!("attempt {attempt:?} was not v0");
+        };
+        assert_eq!(
+            message.address_table_lookups[0].account_key,
+            tables.tables()[0].key
+        );
+    }
+    let market: Market = c.load(&d.market_address(0)).await;
+    assert_eq!((market.last_fill_id, market.volume_lots), (4, 15));
 }
