@@ -3,8 +3,10 @@
 //! the batcher and landed by the submitter; prints fills settled per second, fills per
 //! transaction and the lag from hand-over to confirmation (p50/p99/max).
 //!
-//! `cargo bench -p kestrel-relayer --bench settlement -- [--fills N] [--rate R]` (rate 0, the
-//! default: every fill handed over at once).
+//! `cargo bench -p kestrel-relayer --bench settlement -- [--fills N] [--rate R] [--alt 1]`
+//! (rate 0, the default: every fill handed over at once; `--alt 1`: v0 transactions over an
+//! address lookup table holding the fixed accounts and every trader's user account and resting
+//! order record, created before the clock starts; the takers' new order records stay static).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
 
@@ -14,6 +16,7 @@ mod common;
 use common::{Chain, Exchange, LOT};
 use hdrhistogram::Histogram;
 use kestrel_relayer::batcher::{Limits, Packer, PendingFill};
+use kestrel_relayer::lookup::{fixed_accounts, LookupTables};
 use kestrel_relayer::submitter::{
     Attempt, Quarantined, SettlementReport, Submitter, SubmitterConfig,
 };
@@ -121,8 +124,19 @@ impl Market {
 
 /// Hands `total` fills to the relayer at `rate` per second (0: all at once) and settles them;
 /// returns (elapsed, transactions, lag histogram in µs).
-async fn run(c: &Chain, total: u64, rate: u64) -> (Duration, u64, Histogram<u64>) {
+async fn run(c: &Chain, total: u64, rate: u64, alt: bool) -> (Duration, u64, Histogram<u64>) {
     let mut m = Market::open(c, total).await;
+    let mut tables = LookupTables::new(Duration::from_millis(20));
+    if alt {
+        let d = &m.ex.d;
+        let mut wanted = fixed_accounts(d, 0);
+        wanted.push(d.user_address(&m.taker.pubkey()));
+        for (maker, ask) in &m.makers {
+            wanted.push(d.user_address(&maker.pubkey()));
+            wanted.push(d.order_address(&maker.pubkey(), ask.order.nonce));
+        }
+        tables.add(&c.rpc, &m.ex.operator, &wanted).await.unwrap();
+    }
     let config = SubmitterConfig {
         poll_interval: Duration::from_millis(5),
         ..SubmitterConfig::default()
@@ -163,7 +177,9 @@ async fn run(c: &Chain, total: u64, rate: u64) -> (Duration, u64, Histogram<u64>
         while !pending.is_empty() {
             // Only the head of the queue can go into the next transaction.
             let head = &pending[..pending.len().min(MAX_FILLS_PER_BATCH)];
-            let packed = packer.pack(head, &recorded, &mut next_batch).unwrap();
+            let packed = packer
+                .pack_with_tables(head, &recorded, &mut next_batch, tables.tables())
+                .unwrap();
             let first = &packed[0];
             submitter.settle(std::slice::from_ref(first)).await.unwrap();
             let landed: HashSet<u64> = first.batch.fills.iter().map(|f| f.fill_id).collect();
@@ -187,7 +203,7 @@ async fn run(c: &Chain, total: u64, rate: u64) -> (Duration, u64, Histogram<u64>
 
 fn print(label: &str, total: u64, (elapsed, transactions, lag): (Duration, u64, Histogram<u64>)) {
     println!(
-        "{label:<28} fills {total:>5}  settled/s {:>8.1}  transactions {transactions:>4}  fills/tx {:>5.2}  lag p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
+        "{label:<36} fills {total:>5}  settled/s {:>8.1}  transactions {transactions:>4}  fills/tx {:>5.2}  lag p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
         total as f64 / elapsed.as_secs_f64(),
         total as f64 / transactions.max(1) as f64,
         lag.value_at_quantile(0.5) as f64 / 1000.0,
@@ -199,6 +215,7 @@ fn print(label: &str, total: u64, (elapsed, transactions, lag): (Duration, u64, 
 fn main() {
     let fills = arg("--fills", 600);
     let rate = arg("--rate", 0);
+    let alt = arg("--alt", 0) == 1;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -209,6 +226,11 @@ fn main() {
             0 => "max (all handed at once)".to_owned(),
             r => format!("open loop at {r} fills/s"),
         };
-        print(&label, fills, run(&Chain::start().await, fills, rate).await);
+        let label = format!("{label}, {}", if alt { "v0+ALT" } else { "legacy" });
+        print(
+            &label,
+            fills,
+            run(&Chain::start().await, fills, rate, alt).await,
+        );
     });
 }

@@ -1,14 +1,22 @@
 //! Packs unsettled fills into settle transactions: in fill-id order per market, as many fills
 //! per transaction as fit in 1,232 bytes, 64 account locks and the compute budget, with the
 //! Ed25519 signature of an order only while the order is not yet recorded on-chain.
+//!
+//! Without lookup tables the transactions are legacy; with them they are v0, every account a
+//! table holds (and a lookup may carry) travelling as a 1-byte index. Sizes and lock counts are
+//! those of the compiled message itself, not estimates.
 
 use kestrel::constants::{MAX_FILLS_PER_BATCH, MAX_ORDERS_PER_BATCH};
 use kestrel::instructions::SettleFill;
 use kestrel_sdk::order::SignedOrder;
-use kestrel_sdk::settle::{transaction_size, Batch, BatchOrder, PACKET_DATA_SIZE};
+use kestrel_sdk::settle::{
+    locked_accounts, versioned_message, versioned_transaction_size, Batch, BatchOrder,
+    PACKET_DATA_SIZE,
+};
 use kestrel_sdk::Deployment;
+use solana_sdk::hash::Hash;
 use solana_sdk::instruction::Instruction;
-use solana_sdk::message::Message;
+use solana_sdk::message::AddressLookupTableAccount;
 use solana_sdk::pubkey::Pubkey;
 use std::collections::HashSet;
 
@@ -66,6 +74,9 @@ pub struct Packed {
     pub batch: Batch,
     /// `[Ed25519, settle]` or `[settle]`.
     pub instructions: Vec<Instruction>,
+    /// The lookup tables its v0 message was compiled with; empty for a legacy transaction.
+    /// The submitter compiles this batch (and any part of it) with the same tables.
+    pub lookup_tables: Vec<AddressLookupTableAccount>,
     /// Wire size once signed.
     pub bytes: usize,
     /// Accounts locked.
@@ -99,7 +110,7 @@ pub struct Packer<'a> {
 }
 
 impl Packer<'_> {
-    /// Packs `fills` (all of one market, in increasing fill id) into transactions.
+    /// Packs `fills` (all of one market, in increasing fill id) into legacy transactions.
     /// `recorded` holds the `(owner, nonce)` of orders already recorded on-chain; batch ids
     /// are taken from `next_batch_id` upwards.
     pub fn pack(
@@ -108,12 +119,24 @@ impl Packer<'_> {
         recorded: &HashSet<(Pubkey, u64)>,
         next_batch_id: &mut u64,
     ) -> Result<Vec<Packed>, PackError> {
+        self.pack_with_tables(fills, recorded, next_batch_id, &[])
+    }
+
+    /// As [`Packer::pack`], into v0 transactions looking accounts up in `tables` (which must
+    /// be usable on-chain: see [`crate::lookup`]); legacy when `tables` is empty.
+    pub fn pack_with_tables(
+        &self,
+        fills: &[PendingFill],
+        recorded: &HashSet<(Pubkey, u64)>,
+        next_batch_id: &mut u64,
+        tables: &[AddressLookupTableAccount],
+    ) -> Result<Vec<Packed>, PackError> {
         let mut out = Vec::new();
         let mut current: Option<Packed> = None;
         for fill in fills {
             let candidate = match &current {
                 Some(packed) if packed.batch.market_index == fill.market => {
-                    self.with_fill(&packed.batch, fill, recorded)?
+                    self.with_fill(&packed.batch, fill, recorded, tables)?
                 }
                 _ => None,
             };
@@ -127,12 +150,12 @@ impl Packer<'_> {
                         orders: Vec::new(),
                         fills: Vec::new(),
                     };
-                    let packed =
-                        self.with_fill(&empty, fill, recorded)?
-                            .ok_or(PackError::TooLarge {
-                                market: fill.market,
-                                fill_id: fill.fill_id,
-                            })?;
+                    let packed = self.with_fill(&empty, fill, recorded, tables)?.ok_or(
+                        PackError::TooLarge {
+                            market: fill.market,
+                            fill_id: fill.fill_id,
+                        },
+                    )?;
                     *next_batch_id = next_batch_id.saturating_add(1);
                     current = Some(packed);
                 }
@@ -148,6 +171,7 @@ impl Packer<'_> {
         batch: &Batch,
         fill: &PendingFill,
         recorded: &HashSet<(Pubkey, u64)>,
+        tables: &[AddressLookupTableAccount],
     ) -> Result<Option<Packed>, PackError> {
         if batch.fills.len() >= self.limits.max_fills.min(MAX_FILLS_PER_BATCH) {
             return Ok(None);
@@ -179,16 +203,17 @@ impl Packer<'_> {
         let instructions = self
             .deployment
             .settle_instructions(&self.operator, &batch)?;
-        let bytes = transaction_size(&instructions, &self.operator);
-        let accounts = Message::new(&instructions, Some(&self.operator))
-            .account_keys
-            .len();
+        // The blockhash is a fixed-size field: any value gives the signed size.
+        let message = versioned_message(&instructions, &self.operator, tables, Hash::default())?;
+        let bytes = versioned_transaction_size(&message);
+        let accounts = locked_accounts(&message);
         if bytes > self.limits.max_bytes || accounts > self.limits.max_accounts {
             return Ok(None);
         }
         Ok(Some(Packed {
             batch,
             instructions,
+            lookup_tables: tables.to_vec(),
             bytes,
             accounts,
         }))

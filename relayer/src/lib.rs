@@ -4,5 +4,6 @@
 pub mod batcher;
 pub mod embedded;
 pub mod listener;
+pub mod lookup;
 pub mod reconcile;
 pub mod submitter;

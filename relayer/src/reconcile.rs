@@ -1,6 +1,9 @@
 //! Reconciliation: per mint, the vault's token balance against what the program owes (every
 //! user's available + pending-withdrawal balance, plus the fees accrued by the markets quoted
-//! in it); per user and asset, the on-chain balance against the off-chain ledger's figure.
+//! in it); per user and asset, the on-chain balance against the off-chain ledger's figure, and
+//! the Σ of deposits the off-chain side credited against the user account's on-chain
+//! cumulative `deposited` counter (a missed or doubly credited deposit shows there even when a
+//! later correction made the balances agree).
 //!
 //! Any difference trips the alert: [`Reconciler::withdrawals_halted`] stays true (and
 //! [`Reconciler::alerts`] counts the failing runs, for a metric) until a later run is clean.
@@ -28,6 +31,13 @@ pub trait OffchainLedger: Send + Sync {
     /// balance should be (the router's ledger minus the effect of fills not yet settled).
     /// Users absent from the map are expected to hold nothing.
     fn expected_balances(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<(Pubkey, u8), u64>, LedgerError>> + Send;
+
+    /// Per `(owner, asset index)`: the sum of every deposit the off-chain side credited (each
+    /// keyed once by transaction signature and instruction index). Users absent from the map
+    /// are taken to have no credited deposit.
+    fn credited_deposits(
         &self,
     ) -> impl Future<Output = Result<HashMap<(Pubkey, u8), u64>, LedgerError>> + Send;
 }
@@ -99,6 +109,20 @@ pub enum Mismatch {
         /// The ledger's figure.
         off_chain: u64,
     },
+    /// The deposits credited off-chain do not add up to the user account's cumulative
+    /// on-chain `deposited` counter.
+    Deposits {
+        /// Owner.
+        owner: Pubkey,
+        /// Asset index.
+        asset: u8,
+        /// The on-chain `deposited` counter.
+        on_chain: u64,
+        /// Σ deposits credited off-chain.
+        credited: u64,
+        /// `credited − on_chain`: negative for a missed deposit, positive for a double credit.
+        difference: i128,
+    },
 }
 
 /// A run's findings.
@@ -122,6 +146,7 @@ impl Reconciliation {
 pub struct Reconciler {
     halted: AtomicBool,
     alerts: AtomicU64,
+    deposit_alerts: AtomicU64,
 }
 
 impl Reconciler {
@@ -138,6 +163,12 @@ impl Reconciler {
     /// Runs that found differences (monotonic: a counter metric).
     pub fn alerts(&self) -> u64 {
         self.alerts.load(Ordering::SeqCst)
+    }
+
+    /// Runs whose deposit cross-check failed (monotonic: a counter metric of its own, also
+    /// counted in [`Reconciler::alerts`]).
+    pub fn deposit_alerts(&self) -> u64 {
+        self.deposit_alerts.load(Ordering::SeqCst)
     }
 
     /// Reads the deployment's vaults, user accounts and markets at the `RpcClient`'s
@@ -165,6 +196,7 @@ impl Reconciler {
         )
         .await?;
         let expected = ledger.expected_balances().await?;
+        let credited = ledger.credited_deposits().await?;
 
         let mut mismatches = Vec::new();
         let mut mints = Vec::new();
@@ -229,6 +261,12 @@ impl Reconciler {
             }
         }
 
+        let deposit_mismatches = deposit_mismatches(&users, &credited, deployment.mints.len())?;
+        if !deposit_mismatches.is_empty() {
+            self.deposit_alerts.fetch_add(1, Ordering::SeqCst);
+        }
+        mismatches.extend(deposit_mismatches);
+
         let report = Reconciliation { mints, mismatches };
         if report.is_clean() {
             self.halted.store(false, Ordering::SeqCst);
@@ -239,6 +277,38 @@ impl Reconciler {
         }
         Ok(report)
     }
+}
+
+/// Per `(owner, asset)` either side knows of, in a stable order: the on-chain `deposited`
+/// counter against the Σ of credited deposits.
+fn deposit_mismatches(
+    users: &[UserAccount],
+    credited: &HashMap<(Pubkey, u8), u64>,
+    assets: usize,
+) -> Result<Vec<Mismatch>, ReconcileError> {
+    let mut pairs: BTreeMap<(Pubkey, u8), (u64, u64)> = BTreeMap::new();
+    for user in users {
+        for (asset, balance) in user.balances.iter().enumerate().take(assets) {
+            let asset = u8::try_from(asset).map_err(|_| ReconcileError::Overflow(u8::MAX))?;
+            pairs.entry((user.owner, asset)).or_default().0 = balance.deposited;
+        }
+    }
+    for (key, sum) in credited {
+        pairs.entry(*key).or_default().1 = *sum;
+    }
+    Ok(pairs
+        .into_iter()
+        .filter(|(_, (on_chain, credited))| on_chain != credited)
+        .map(
+            |((owner, asset), (on_chain, credited))| Mismatch::Deposits {
+                owner,
+                asset,
+                on_chain,
+                credited,
+                difference: i128::from(credited).saturating_sub(i128::from(on_chain)),
+            },
+        )
+        .collect())
 }
 
 fn on_chain_balance(user: &UserAccount, asset: u8) -> Result<u64, ReconcileError> {

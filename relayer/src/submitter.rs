@@ -10,6 +10,9 @@
 //!   batch refused as a replay whose fills are at or below the market's `last_fill_id` counts
 //!   as settled: another submitter (or an earlier attempt) landed it.
 //!
+//! - A batch packed as a v0 transaction is signed (and re-signed, and bisected) as v0 messages
+//!   over the same lookup tables; a legacy one as legacy messages.
+//!
 //! Batches of one market must be given in fill-id order and are landed one after another: a
 //! later fill settled first would make every earlier one unsettleable.
 
@@ -18,15 +21,16 @@ use anchor_lang::AccountDeserialize;
 use kestrel::error::KestrelError;
 use kestrel::instructions::SettleFill;
 use kestrel::state::Market;
-use kestrel_sdk::settle::{Batch, BatchOrder};
+use kestrel_sdk::settle::{versioned_message, Batch, BatchOrder};
 use kestrel_sdk::Deployment;
 use solana_client::client_error::ClientError;
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_client::rpc_config::RpcSendTransactionConfig;
 use solana_sdk::hash::Hash;
 use solana_sdk::instruction::InstructionError;
+use solana_sdk::message::AddressLookupTableAccount;
 use solana_sdk::signature::{Keypair, Signature, Signer};
-use solana_sdk::transaction::{Transaction, TransactionError};
+use solana_sdk::transaction::{TransactionError, VersionedTransaction};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -106,6 +110,9 @@ pub enum SubmitError {
     /// The SDK could not build a (sub-)batch.
     #[error(transparent)]
     Sdk(#[from] kestrel_sdk::Error),
+    /// The operator key could not sign the message.
+    #[error("signing: {0}")]
+    Sign(#[from] solana_sdk::signer::SignerError),
     /// The market account cannot be read.
     #[error("market {market}: {reason}")]
     Market {
@@ -205,12 +212,18 @@ impl<'a, R: SettlementReport> Submitter<'a, R> {
     pub async fn settle(&mut self, packed: &[Packed]) -> Result<Settled, SubmitError> {
         let mut settled = Settled::default();
         for p in packed {
-            self.settle_batch(p.batch.clone(), &mut settled).await?;
+            self.settle_batch(p.batch.clone(), &p.lookup_tables, &mut settled)
+                .await?;
         }
         Ok(settled)
     }
 
-    async fn settle_batch(&mut self, batch: Batch, out: &mut Settled) -> Result<(), SubmitError> {
+    async fn settle_batch(
+        &mut self,
+        batch: Batch,
+        tables: &[AddressLookupTableAccount],
+        out: &mut Settled,
+    ) -> Result<(), SubmitError> {
         let market = batch.market_index;
         // Left halves are landed before right halves: fill ids must keep increasing.
         let mut work = vec![batch];
@@ -220,7 +233,7 @@ impl<'a, R: SettlementReport> Submitter<'a, R> {
                 batch = self.renumber(&batch)?;
             }
             self.used.insert(market, batch.batch_id);
-            let (signature, result) = self.land(&batch).await?;
+            let (signature, result) = self.land(&batch, tables).await?;
             let error = match result {
                 Ok(()) => {
                     self.finish(Outcome::Confirmed);
@@ -338,6 +351,7 @@ impl<'a, R: SettlementReport> Submitter<'a, R> {
     async fn land(
         &mut self,
         batch: &Batch,
+        tables: &[AddressLookupTableAccount],
     ) -> Result<(Signature, Result<(), TransactionError>), SubmitError> {
         let instructions = self
             .deployment
@@ -352,12 +366,9 @@ impl<'a, R: SettlementReport> Submitter<'a, R> {
             let (blockhash, _) = self
                 .retry(|| self.rpc.get_latest_blockhash_with_commitment(commitment))
                 .await?;
-            let tx = Transaction::new_signed_with_payer(
-                &instructions,
-                Some(&self.operator.pubkey()),
-                &[self.operator],
-                blockhash,
-            );
+            let message =
+                versioned_message(&instructions, &self.operator.pubkey(), tables, blockhash)?;
+            let tx = VersionedTransaction::try_new(message, &[self.operator])?;
             let signature = tx.signatures.first().copied().unwrap_or_default();
             let attempt = Attempt {
                 market: batch.market_index,

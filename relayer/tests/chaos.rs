@@ -126,7 +126,8 @@ impl SettlementReport for Report {
     }
 }
 
-struct Expected(HashMap<(Pubkey, u8), u64>);
+/// Expected balances and credited deposits.
+struct Expected(HashMap<(Pubkey, u8), u64>, HashMap<(Pubkey, u8), u64>);
 
 impl OffchainLedger for Expected {
     fn expected_balances(
@@ -134,6 +135,13 @@ impl OffchainLedger for Expected {
     ) -> impl Future<Output = Result<HashMap<(Pubkey, u8), u64>, LedgerError>> + Send {
         let balances = self.0.clone();
         async move { Ok(balances) }
+    }
+
+    fn credited_deposits(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<(Pubkey, u8), u64>, LedgerError>> + Send {
+        let deposits = self.1.clone();
+        async move { Ok(deposits) }
     }
 }
 
@@ -270,9 +278,12 @@ async fn every_valid_fill_settles_exactly_once_through_a_faulty_rpc() {
     assert_no_early_resign(a.attempts());
     assert_no_early_resign(b.attempts());
 
+    let mut deposits: HashMap<(Pubkey, u8), u64> =
+        makers.iter().map(|m| ((m.pubkey(), 0), 5 * LOT)).collect();
+    deposits.insert((taker.pubkey(), 1), 10_000_000);
     let reconciler = Reconciler::new();
     let result = reconciler
-        .run(&c.rpc, &ex.d, &Expected(expected))
+        .run(&c.rpc, &ex.d, &Expected(expected, deposits))
         .await
         .unwrap();
     assert!(result.is_clean(), "{result:?}");

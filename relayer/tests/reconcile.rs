@@ -21,7 +21,8 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
-struct Ledger(HashMap<(Pubkey, u8), u64>);
+/// Expected balances and credited deposits.
+struct Ledger(HashMap<(Pubkey, u8), u64>, HashMap<(Pubkey, u8), u64>);
 
 impl OffchainLedger for Ledger {
     fn expected_balances(
@@ -29,6 +30,13 @@ impl OffchainLedger for Ledger {
     ) -> impl Future<Output = Result<HashMap<(Pubkey, u8), u64>, LedgerError>> + Send {
         let balances = self.0.clone();
         async move { Ok(balances) }
+    }
+
+    fn credited_deposits(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<(Pubkey, u8), u64>, LedgerError>> + Send {
+        let deposits = self.1.clone();
+        async move { Ok(deposits) }
     }
 }
 
@@ -149,9 +157,14 @@ async fn reconciliation_is_clean_after_activity_and_a_mismatch_halts_withdrawals
         ((m1.pubkey(), 1), notional - maker_fee - 1_000),
         ((m2.pubkey(), 1), notional - maker_fee),
     ]);
+    let deposits = HashMap::from([
+        ((taker.pubkey(), 1), 1_000_000),
+        ((m1.pubkey(), 0), 5 * LOT),
+        ((m2.pubkey(), 0), 5 * LOT),
+    ]);
     let reconciler = Reconciler::new();
     let report = reconciler
-        .run(&c.rpc, d, &Ledger(expected.clone()))
+        .run(&c.rpc, d, &Ledger(expected.clone(), deposits.clone()))
         .await
         .unwrap();
     assert!(report.is_clean(), "{:?}", report.mismatches);
@@ -167,7 +180,10 @@ async fn reconciliation_is_clean_after_activity_and_a_mismatch_halts_withdrawals
     // A ledger that thinks maker 1 holds one atom more: alert, withdrawals halted.
     let mut wrong = expected.clone();
     *wrong.get_mut(&(m1.pubkey(), 1)).unwrap() += 1;
-    let report = reconciler.run(&c.rpc, d, &Ledger(wrong)).await.unwrap();
+    let report = reconciler
+        .run(&c.rpc, d, &Ledger(wrong, deposits.clone()))
+        .await
+        .unwrap();
     assert_eq!(
         report.mismatches,
         vec![Mismatch::User {
@@ -182,7 +198,7 @@ async fn reconciliation_is_clean_after_activity_and_a_mismatch_halts_withdrawals
 
     // A clean run lifts the halt; the alert count stays.
     assert!(reconciler
-        .run(&c.rpc, d, &Ledger(expected.clone()))
+        .run(&c.rpc, d, &Ledger(expected.clone(), deposits.clone()))
         .await
         .unwrap()
         .is_clean());
@@ -208,7 +224,10 @@ async fn reconciliation_is_clean_after_activity_and_a_mismatch_halts_withdrawals
     )
     .await;
     expected.insert((donor.pubkey(), 0), 0);
-    let report = reconciler.run(&c.rpc, d, &Ledger(expected)).await.unwrap();
+    let report = reconciler
+        .run(&c.rpc, d, &Ledger(expected, deposits))
+        .await
+        .unwrap();
     assert!(matches!(
         report.mismatches.as_slice(),
         [Mismatch::Vault(books)] if books.asset == 0 && books.vault_balance == 10 * LOT + 7

@@ -13,8 +13,9 @@ use kestrel::constants::{MAX_FILLS_PER_BATCH, MAX_ORDERS_PER_BATCH};
 use kestrel::ed25519::{SignatureOffsets, HEADER_LEN, OFFSETS_LEN, SELF_INDEX};
 use kestrel::encoding::{ORDER_LEN, OWNER_OFFSET};
 use kestrel::instructions::{SettleArgs, SettleFill, SettleOrder};
+use solana_sdk::hash::Hash;
 use solana_sdk::instruction::{AccountMeta, Instruction};
-use solana_sdk::message::Message;
+use solana_sdk::message::{v0, AddressLookupTableAccount, Message, VersionedMessage};
 use solana_sdk::pubkey::Pubkey;
 
 /// Solana's limit on a serialized transaction.
@@ -219,6 +220,53 @@ pub fn transaction_size(instructions: &[Instruction], payer: &Pubkey) -> usize {
     short_vec_len(signers)
         .saturating_add(signers.saturating_mul(64))
         .saturating_add(message.serialize().len())
+}
+
+/// The message of a transaction of `instructions` paid by `payer`: legacy when `tables` is
+/// empty, otherwise v0, taking from the tables every account they hold that a lookup may carry
+/// (writable or readonly non-signers that no instruction invokes).
+pub fn versioned_message(
+    instructions: &[Instruction],
+    payer: &Pubkey,
+    tables: &[AddressLookupTableAccount],
+    blockhash: Hash,
+) -> Result<VersionedMessage, Error> {
+    if tables.is_empty() {
+        return Ok(VersionedMessage::Legacy(Message::new_with_blockhash(
+            instructions,
+            Some(payer),
+            &blockhash,
+        )));
+    }
+    v0::Message::try_compile(payer, instructions, tables, blockhash)
+        .map(VersionedMessage::V0)
+        .map_err(|err| Error::Instruction(format!("v0 message: {err}")))
+}
+
+/// Exact wire size of a transaction carrying `message`, once signed: signature count,
+/// signatures, then the message as serialized (with its version prefix for v0).
+pub fn versioned_transaction_size(message: &VersionedMessage) -> usize {
+    let signers = usize::from(message.header().num_required_signatures);
+    short_vec_len(signers)
+        .saturating_add(signers.saturating_mul(64))
+        .saturating_add(message.serialize().len())
+}
+
+/// Accounts a transaction carrying `message` locks: its static keys and every address its
+/// lookup tables load.
+pub fn locked_accounts(message: &VersionedMessage) -> usize {
+    let loaded: usize = message
+        .address_table_lookups()
+        .unwrap_or_default()
+        .iter()
+        .map(|lookup| {
+            lookup
+                .writable_indexes
+                .len()
+                .saturating_add(lookup.readonly_indexes.len())
+        })
+        .sum();
+    message.static_account_keys().len().saturating_add(loaded)
 }
 
 fn short_vec_len(n: usize) -> usize {

@@ -9,12 +9,16 @@
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use kestrel::ed25519::SignatureOffsets;
 use kestrel::instructions::SettleFill;
-use kestrel_sdk::settle::{transaction_size, Batch, BatchOrder, PACKET_DATA_SIZE};
+use kestrel_sdk::settle::{
+    locked_accounts, transaction_size, versioned_message, versioned_transaction_size, Batch,
+    BatchOrder, PACKET_DATA_SIZE,
+};
 use kestrel_sdk::{Deployment, Error, OrderBuilder};
 use solana_sdk::hash::Hash;
+use solana_sdk::message::{AddressLookupTableAccount, VersionedMessage};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
-use solana_sdk::transaction::Transaction;
+use solana_sdk::transaction::{Transaction, VersionedTransaction};
 
 fn deployment() -> Deployment {
     Deployment::new(1, vec![Pubkey::new_unique(), Pubkey::new_unique()])
@@ -199,4 +203,80 @@ fn malformed_batches_are_refused_without_panicking() {
         Err(Error::InvalidBatch("fill references"))
     );
     assert_eq!(d.deposit(&owner, 9, &owner, 1), Err(Error::UnknownAsset(9)));
+}
+
+#[test]
+fn v0_settle_messages_take_table_accounts_and_are_sized_exactly() {
+    let d = deployment();
+    let operator = Keypair::new();
+    let owners: Vec<Keypair> = (0..4).map(|_| Keypair::new()).collect();
+    let batch = Batch {
+        market_index: 0,
+        batch_id: 1,
+        orders: owners
+            .iter()
+            .enumerate()
+            .map(|(i, o)| BatchOrder::Recorded {
+                owner: o.pubkey(),
+                nonce: i as u64,
+            })
+            .collect(),
+        fills: vec![
+            SettleFill {
+                fill_id: 1,
+                maker: 0,
+                taker: 1,
+                price_ticks: 100,
+                size_lots: 1,
+            },
+            SettleFill {
+                fill_id: 2,
+                maker: 2,
+                taker: 3,
+                price_ticks: 100,
+                size_lots: 1,
+            },
+        ],
+    };
+    let ixs = d.settle_instructions(&operator.pubkey(), &batch).unwrap();
+    let blockhash = Hash::new_unique();
+
+    // No table: the legacy message, sized as before.
+    let legacy = versioned_message(&ixs, &operator.pubkey(), &[], blockhash).unwrap();
+    assert!(matches!(legacy, VersionedMessage::Legacy(_)));
+    assert_eq!(
+        versioned_transaction_size(&legacy),
+        transaction_size(&ixs, &operator.pubkey())
+    );
+
+    // A table holding the market, the exchange, the user accounts and the order records.
+    let mut addresses = vec![d.exchange, d.market_address(0)];
+    for (i, o) in owners.iter().enumerate() {
+        addresses.push(d.user_address(&o.pubkey()));
+        addresses.push(d.order_address(&o.pubkey(), i as u64));
+    }
+    let table = AddressLookupTableAccount {
+        key: Pubkey::new_unique(),
+        addresses,
+    };
+    let v0 = versioned_message(
+        &ixs,
+        &operator.pubkey(),
+        std::slice::from_ref(&table),
+        blockhash,
+    )
+    .unwrap();
+    let VersionedMessage::V0(inner) = &v0 else {
+        panic!("a table makes a v0 message");
+    };
+    // Operator, kestrel program, instructions sysvar and system program stay static.
+    assert_eq!(inner.account_keys.len(), 4);
+    assert_eq!(locked_accounts(&v0), 4 + 10);
+    assert_eq!(locked_accounts(&legacy), 14);
+    let tx = VersionedTransaction::try_new(v0.clone(), &[&operator]).unwrap();
+    let size = versioned_transaction_size(&v0);
+    assert_eq!(size, bincode::serialize(&tx).unwrap().len());
+    // Each looked-up account: a 1-byte index instead of a 32-byte key; the table costs 36 bytes
+    // (version prefix, lookup count, table key, two index counts).
+    assert_eq!(size + 10 * 31 - 36, versioned_transaction_size(&legacy));
 }

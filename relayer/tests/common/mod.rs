@@ -71,8 +71,17 @@ impl Chain {
     }
 
     pub async fn start_with(accounts: Vec<(Pubkey, Account)>) -> Chain {
+        Self::start_configured(Duration::from_millis(50), accounts).await
+    }
+
+    /// A chain whose slots pass every `slot_interval` (short: blockhashes expire quickly).
+    pub async fn start_fast(slot_interval: Duration) -> Chain {
+        Self::start_configured(slot_interval, Vec::new()).await
+    }
+
+    async fn start_configured(slot_interval: Duration, accounts: Vec<(Pubkey, Account)>) -> Chain {
         let chain = EmbeddedChain::start(Config {
-            slot_interval: Duration::from_millis(50),
+            slot_interval,
             accounts,
             ..Config::default()
         })
