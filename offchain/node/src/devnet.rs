@@ -7,9 +7,11 @@
 
 use crate::bots::Bots;
 use crate::bridge::{self, Bridge};
+use crate::cosigner::OperatorCosigner;
 use crate::keys;
 use kestrel::instructions::CreateMarketArgs;
 use kestrel_relayer::embedded::{self, EmbeddedChain};
+use kestrel_relayer::reconcile::Reconciler;
 use kestrel_router::api::{self, Api, ApiConfig};
 use kestrel_router::market::MarketSpec;
 use kestrel_router::state::Rules;
@@ -135,6 +137,7 @@ pub struct Devnet {
     bots: Option<Bots>,
     deployment: Deployment,
     operator: Arc<Keypair>,
+    reconciler: Arc<Reconciler>,
     wallets: Vec<DemoWallet>,
     data_dir: PathBuf,
 }
@@ -222,8 +225,17 @@ impl Devnet {
             std::fs::remove_dir_all(&router_dir)?;
         }
         std::fs::create_dir_all(&router_dir)?;
-        let api = api::start(api_config(&config, &router_dir, &deployment, &market)).await?;
         let operator = Arc::new(admin);
+        let reconciler = Arc::new(Reconciler::new());
+        let cosigner = OperatorCosigner::new(
+            chain.rpc_url(),
+            deployment.clone(),
+            operator.clone(),
+            reconciler.clone(),
+        );
+        let mut api_config = api_config(&config, &router_dir, &deployment, &market);
+        api_config.cosigner = Some(Arc::new(cosigner));
+        let api = api::start(api_config).await?;
         let bridge = bridge::start(
             chain.rpc_url(),
             deployment.clone(),
@@ -251,6 +263,7 @@ impl Devnet {
             bots,
             deployment,
             operator,
+            reconciler,
             wallets,
             data_dir: config.data_dir,
         })
@@ -284,6 +297,17 @@ impl Devnet {
     /// The admin, operator and fee collector key.
     pub fn operator(&self) -> &Keypair {
         &self.operator
+    }
+
+    /// The reconciliation alert state the withdrawal co-signer consults (a run with
+    /// differences halts co-signed withdrawals until a clean run).
+    pub fn reconciler(&self) -> &Arc<Reconciler> {
+        &self.reconciler
+    }
+
+    /// The relayer loops (settlement and withdrawal counters).
+    pub fn bridge(&self) -> &Bridge {
+        &self.bridge
     }
 
     /// The demo wallets.

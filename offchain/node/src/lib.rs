@@ -6,9 +6,12 @@
 //! - [`bots`]: the demo market maker and taker of `kestrel devnet --bots`.
 //! - [`bridge`]: the relayer ↔ router wiring (chain events into the sequencer, pending fills
 //!   onto the chain, settlement statuses back).
+//! - [`cosigner`]: the operator's co-signature of withdrawal transactions, injected into the
+//!   router API.
 
 pub mod bots;
 pub mod bridge;
+pub mod cosigner;
 pub mod devnet;
 mod keys;
 
