@@ -3,7 +3,8 @@
 //! and checked by the SDK before the owner signs, lands and the router confirms it (ledger,
 //! store and chain agree); a co-signed transaction left to expire fails and releases the funds;
 //! reconciliation differences halt co-signing; the exit hatch (request, then execution after the
-//! delay) done on-chain alone is followed by the ledger.
+//! delay) done on-chain alone is followed by the ledger; a withdraw the router never co-signed
+//! raises an alert.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
 
@@ -426,5 +427,18 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
         }
     }
     assert_eq!(net.bridge().withdrawal_alerts(), 0);
+
+    // 5. A withdraw the router never co-signed (only a leaked operator key makes one) is an
+    // alert, raised once, and moves nothing in the ledger.
+    let ledger_before = rest.balance(&a, 1).await;
+    let rogue = d.withdraw(&a, &operator, 1, &destination, 1).unwrap();
+    kestrel_sdk::chain::send(&rpc, &[rogue], &alice.keypair, &[net.operator()])
+        .await
+        .unwrap();
+    eventually("the alert", || async {
+        (net.bridge().withdrawal_alerts() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(rest.balance(&a, 1).await, ledger_before);
     net.shutdown().await.unwrap();
 }
