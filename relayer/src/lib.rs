@@ -1,5 +1,5 @@
 //! Kestrel relayer: settlement batcher and submitter, chain listeners, reconciliation and the
-//! chain adapters they run against.
+//! chain adapters they run against, and the operator's co-signature of withdrawals.
 
 pub mod batcher;
 pub mod embedded;
@@ -7,3 +7,4 @@ pub mod listener;
 pub mod lookup;
 pub mod reconcile;
 pub mod submitter;
+pub mod withdrawals;

@@ -66,6 +66,9 @@ pub enum ChainEvent {
         asset: u8,
         /// What left the vault.
         amount: u64,
+        /// The operator's signature in the transaction: it identifies the co-signed transaction
+        /// the operator handed out, before the owner's signature (the transaction's id) existed.
+        cosignature: Signature,
         /// Origin.
         origin: Origin,
     },
@@ -272,11 +275,24 @@ struct Decoded {
 }
 
 enum Kind {
-    Deposit { vault: Pubkey, amount: u64 },
-    Withdraw { vault: Pubkey, amount: u64 },
-    Execute { vault: Pubkey },
-    Request { amount: u64 },
-    CancelUpTo { floor: u64 },
+    Deposit {
+        vault: Pubkey,
+        amount: u64,
+    },
+    Withdraw {
+        vault: Pubkey,
+        amount: u64,
+        cosignature: Signature,
+    },
+    Execute {
+        vault: Pubkey,
+    },
+    Request {
+        amount: u64,
+    },
+    CancelUpTo {
+        floor: u64,
+    },
 }
 
 impl Kind {
@@ -332,7 +348,19 @@ pub fn decode_transaction(
                 .ok_or_else(|| malformed("instruction account out of range"))
         };
         let ix_index = u8::try_from(index).map_err(|_| malformed("instruction index"))?;
-        if let Some(d) = decode_instruction(deployment, signature, &ix.data, ix_index, account)? {
+        let signer_position = |key: &Pubkey| {
+            keys.iter()
+                .take(usize::from(tx.message.header().num_required_signatures))
+                .position(|k| k == key)
+        };
+        if let Some(d) = decode_instruction(
+            deployment,
+            (signature, &tx.signatures),
+            &ix.data,
+            ix_index,
+            account,
+            signer_position,
+        )? {
             decoded.push(d);
         }
     }
@@ -359,10 +387,11 @@ pub fn decode_transaction(
                     ix_index: d.ix_index,
                     slot,
                 },
-                Kind::Withdraw { .. } => ChainEvent::Withdrawn {
+                Kind::Withdraw { cosignature, .. } => ChainEvent::Withdrawn {
                     owner,
                     asset,
                     amount: amount.unwrap_or(0),
+                    cosignature,
                     origin,
                 },
                 Kind::Execute { .. } => ChainEvent::WithdrawalExecuted {
@@ -391,10 +420,11 @@ pub fn decode_transaction(
 /// off-chain side does not follow (settlement, admin) or another deployment's.
 fn decode_instruction(
     deployment: &Deployment,
-    signature: &Signature,
+    (signature, signatures): (&Signature, &[Signature]),
     data: &[u8],
     ix_index: u8,
     account: impl Fn(usize) -> Result<Pubkey, ListenerError>,
+    signer_position: impl Fn(&Pubkey) -> Option<usize>,
 ) -> Result<Option<Decoded>, ListenerError> {
     use kestrel::instruction as ix;
     let Some((discriminator, mut args)) = data.split_first_chunk::<8>() else {
@@ -414,9 +444,18 @@ fn decode_instruction(
         (1, (kind, account(0)?, a.asset))
     } else if discriminator[..] == *ix::Withdraw::DISCRIMINATOR {
         let a = ix::Withdraw::deserialize(&mut args).map_err(bad_args)?;
+        let operator = account(1)?;
+        let cosignature = signer_position(&operator)
+            .and_then(|i| signatures.get(i))
+            .copied()
+            .ok_or(ListenerError::Malformed {
+                signature: *signature,
+                reason: "the operator did not sign",
+            })?;
         let kind = Kind::Withdraw {
             vault: account(4)?,
             amount: a.amount,
+            cosignature,
         };
         (2, (kind, account(0)?, a.asset))
     } else if discriminator[..] == *ix::RequestWithdrawal::DISCRIMINATOR {

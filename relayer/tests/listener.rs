@@ -19,6 +19,7 @@ use solana_sdk::native_token::LAMPORTS_PER_SOL;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature, Signer};
 use solana_sdk::transaction::TransactionError;
+use solana_transaction_status::UiTransactionEncoding;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -254,10 +255,26 @@ async fn listener_reports_successful_deposits_and_exits_once_and_nothing_else() 
             &[&ex.operator],
         )
         .await;
+    let landed = c
+        .rpc
+        .get_transaction(&sig, UiTransactionEncoding::Base64)
+        .await
+        .unwrap()
+        .transaction
+        .transaction
+        .decode()
+        .unwrap();
+    let operator_at = landed
+        .message
+        .static_account_keys()
+        .iter()
+        .position(|k| *k == ex.operator.pubkey())
+        .unwrap();
     expected.push(ChainEvent::Withdrawn {
         owner: alice.pubkey(),
         asset: 1,
         amount: 50_000,
+        cosignature: landed.signatures[operator_at],
         origin: origin(&c, sig, 0).await,
     });
 

@@ -11,6 +11,8 @@
 //!   accounts).
 //! - [`rest`]: an async client of the router's REST API (place, cancel, cancel-all, replace,
 //!   book and account reads) with typed API errors.
+//! - [`withdrawal`]: co-signed withdrawals — the ownership proof that obtains the operator's
+//!   partially signed transaction, and a check of every byte of it before the owner signs.
 //! - [`settle`]: settlement transactions — the Ed25519 precompile instruction and the settle
 //!   instruction — with their exact wire size, for the relayer's batcher.
 //!
@@ -24,6 +26,7 @@ pub mod order;
 pub mod rest;
 pub mod settle;
 pub mod signer;
+pub mod withdrawal;
 
 /// The signed message types and their canonical encodings.
 pub mod protocol {

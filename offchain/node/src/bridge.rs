@@ -2,23 +2,40 @@
 //!
 //! - The [`Listener`] follows the program from genesis: deposits become
 //!   `Command::DepositObserved` (keyed by transaction signature and instruction index, so a
-//!   replayed history credits nothing twice) and cancel floors `Command::NonceFloorObserved`.
-//!   Withdrawal events are logged only: the router has no command for them yet.
+//!   replayed history credits nothing twice), cancel floors `Command::NonceFloorObserved`, and
+//!   withdrawals (co-signed `withdraw`, the exit hatch's request and execution)
+//!   `Command::ChainWithdrawal`, also keyed by signature and instruction index. A withdrawal the
+//!   router did not expect is an alert: logged as an error and counted
+//!   ([`Bridge::withdrawal_alerts`]).
+//! - After each pass over the history, co-signed withdrawal transactions whose last valid
+//!   block height is below the block height read before the pass can no longer land, and every
+//!   transaction that landed up to that height has been fed to the router: those still
+//!   Broadcasting are failed (`Command::WithdrawalFinished`, funds released). A withdrawal that
+//!   landed in the meantime is already Confirmed, and the router refuses to fail it.
 //! - The settlement loop ([`crate::settle`]) lands pending fills; in-process its statuses go
 //!   straight into the sequencer as `Command::SettlementUpdate` ([`SequencerStatus`]).
 
 use crate::settle::{self, Settlement, SinkClosed, StatusSink, StatusUpdate};
-use kestrel_relayer::listener::{ChainEvent, ChainSink, Listener, ListenerConfig, SinkError};
-use kestrel_router::model::Command;
+use kestrel_relayer::listener::{
+    ChainEvent, ChainSink, Listener, ListenerConfig, ListenerError, Origin, SinkError,
+};
+use kestrel_router::model::{ChainWithdrawalKind, Command, Event, WithdrawalStatus};
+use kestrel_router::reject::Reject;
 use kestrel_router::sequencer::Handle;
-use kestrel_router::store::Store;
+use kestrel_router::store::{Store, StoreError};
 use kestrel_sdk::Deployment;
+use solana_client::client_error::ClientError;
 use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Broadcasting withdrawals checked for expiry per listener pass.
+const EXPIRY_ROWS: u32 = 256;
 
 /// Timing of the relayer loops.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +44,13 @@ pub struct BridgeConfig {
     pub settle_interval: Duration,
     /// Time between listener polls.
     pub listen_interval: Duration,
+}
+
+/// The listener's alert counters.
+#[derive(Default)]
+struct Counters {
+    withdrawal_alerts: AtomicU64,
+    withdrawals_expired: AtomicU64,
 }
 
 /// The running relayer loops.
@@ -44,6 +68,22 @@ impl Bridge {
     /// Fills quarantined so far.
     pub fn quarantined(&self) -> u64 {
         self.settlement.quarantined()
+    }
+
+    /// On-chain withdrawals the router did not expect (an alert: each needs an operator).
+    pub fn withdrawal_alerts(&self) -> u64 {
+        self.listener
+            .counters
+            .withdrawal_alerts
+            .load(Ordering::Relaxed)
+    }
+
+    /// Co-signed withdrawal transactions failed because they expired without landing.
+    pub fn withdrawals_expired(&self) -> u64 {
+        self.listener
+            .counters
+            .withdrawals_expired
+            .load(Ordering::Relaxed)
     }
 
     /// Stops both loops (a settlement round in flight finishes) and drains the status updates.
@@ -66,6 +106,7 @@ pub fn start(
         RpcClient::new(rpc_url.clone()),
         deployment.clone(),
         sequencer.clone(),
+        store.clone(),
         config.listen_interval,
     );
     let settlement = settle::spawn(
@@ -103,26 +144,31 @@ impl StatusSink for SequencerStatus {
 pub struct ChainListener {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    counters: Arc<Counters>,
 }
 
 impl ChainListener {
-    /// Follows the program from genesis, at `rpc`'s commitment, and submits its deposits and
-    /// cancel floors.
+    /// Follows the program from genesis, at `rpc`'s commitment, submits its deposits, cancel
+    /// floors and withdrawals, and fails the co-signed withdrawals in `store` that expired.
     pub fn start(
         rpc: RpcClient,
         deployment: Deployment,
         sequencer: Handle,
+        store: Store,
         interval: Duration,
     ) -> ChainListener {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(listen(
-            rpc,
-            deployment,
-            RouterSink { sequencer },
-            interval,
-            stopped,
-        ));
-        ChainListener { stop, task }
+        let counters = Arc::new(Counters::default());
+        let sink = RouterSink {
+            sequencer,
+            counters: counters.clone(),
+        };
+        let task = tokio::spawn(listen(rpc, deployment, sink, store, interval, stopped));
+        ChainListener {
+            stop,
+            task,
+            counters,
+        }
     }
 
     /// Stops the listener after its current poll.
@@ -135,6 +181,7 @@ impl ChainListener {
 /// Chain events into the sequencer.
 struct RouterSink {
     sequencer: Handle,
+    counters: Arc<Counters>,
 }
 
 fn signature_bytes(signature: &Signature) -> [u8; 64] {
@@ -143,44 +190,114 @@ fn signature_bytes(signature: &Signature) -> [u8; 64] {
     out
 }
 
+/// The router command for a chain event.
+fn command(event: ChainEvent) -> Command {
+    let withdrawal = |owner: Pubkey, asset, origin: Origin, kind| Command::ChainWithdrawal {
+        owner: owner.to_bytes(),
+        asset,
+        tx: signature_bytes(&origin.tx_signature),
+        ix_index: u16::from(origin.ix_index),
+        kind,
+    };
+    match event {
+        ChainEvent::Deposit {
+            owner,
+            asset,
+            amount,
+            tx_signature,
+            ix_index,
+            ..
+        } => Command::DepositObserved {
+            owner: owner.to_bytes(),
+            asset,
+            amount,
+            tx: signature_bytes(&tx_signature),
+            ix_index: u16::from(ix_index),
+        },
+        ChainEvent::NonceFloor { owner, floor, .. } => Command::NonceFloorObserved {
+            owner: owner.to_bytes(),
+            floor,
+        },
+        ChainEvent::Withdrawn {
+            owner,
+            asset,
+            amount,
+            cosignature,
+            origin,
+        } => withdrawal(
+            owner,
+            asset,
+            origin,
+            ChainWithdrawalKind::Immediate {
+                amount,
+                cosignature: signature_bytes(&cosignature),
+            },
+        ),
+        ChainEvent::WithdrawalRequested {
+            owner,
+            asset,
+            amount,
+            origin,
+        } => withdrawal(
+            owner,
+            asset,
+            origin,
+            ChainWithdrawalKind::Requested { amount },
+        ),
+        ChainEvent::WithdrawalExecuted {
+            owner,
+            asset,
+            origin,
+            ..
+        } => withdrawal(owner, asset, origin, ChainWithdrawalKind::Executed),
+    }
+}
+
 impl ChainSink for RouterSink {
     async fn emit(&self, event: ChainEvent) -> Result<(), SinkError> {
-        let command = match event {
-            ChainEvent::Deposit {
-                owner,
-                asset,
-                amount,
-                tx_signature,
-                ix_index,
-                ..
-            } => Command::DepositObserved {
-                owner: owner.to_bytes(),
-                asset,
-                amount,
-                tx: signature_bytes(&tx_signature),
-                ix_index: u16::from(ix_index),
-            },
-            ChainEvent::NonceFloor { owner, floor, .. } => Command::NonceFloorObserved {
-                owner: owner.to_bytes(),
-                floor,
-            },
-            other => {
-                tracing::info!(event = ?other, "chain event not forwarded to the router");
-                return Ok(());
-            }
-        };
-        self.sequencer
-            .submit(command)
+        let ack = self
+            .sequencer
+            .submit(command(event))
             .await
-            .map(|_| ())
-            .map_err(|e| SinkError(Box::new(e)))
+            .map_err(|e| SinkError(Box::new(e)))?;
+        for e in &ack.events {
+            if let Event::Rejected {
+                reason: Reject::UnexpectedWithdrawal,
+                ..
+            } = e
+            {
+                self.counters
+                    .withdrawal_alerts
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    ?event,
+                    seq = ack.seq,
+                    "ALERT: on-chain withdrawal the router did not expect"
+                );
+            }
+        }
+        Ok(())
     }
+}
+
+/// Why one pass of the listener failed.
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    #[error(transparent)]
+    Listener(#[from] ListenerError),
+    #[error("rpc: {0}")]
+    Rpc(#[from] Box<ClientError>),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the sequencer stopped")]
+    Stopped,
 }
 
 async fn listen(
     rpc: RpcClient,
     deployment: Deployment,
     sink: RouterSink,
+    store: Store,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -188,17 +305,60 @@ async fn listen(
         poll_interval: interval,
         ..ListenerConfig::default()
     };
-    let mut cursor = None;
+    let mut listener = Listener::new(&rpc, &deployment, config, None);
     while !*stop.borrow() {
-        let mut listener = Listener::new(&rpc, &deployment, config, cursor);
-        let result = listener.run(&sink, stop.clone()).await;
-        cursor = listener.cursor();
-        if let Err(error) = result {
+        if let Err(error) = follow(&rpc, &mut listener, &sink, &store).await {
             tracing::warn!(%error, "listener failed; resuming from its cursor");
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.changed() => {}
-            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => {}
         }
     }
+}
+
+/// One pass over the new history, then the expiry of co-signed withdrawals up to the block
+/// height read before the pass.
+async fn follow(
+    rpc: &RpcClient,
+    listener: &mut Listener<'_>,
+    sink: &RouterSink,
+    store: &Store,
+) -> Result<(), FollowError> {
+    let height = rpc
+        .get_block_height()
+        .await
+        .map_err(|e| FollowError::Rpc(Box::new(e)))?;
+    listener.poll_once(sink).await?;
+    for row in store.broadcasting_withdrawals(EXPIRY_ROWS).await? {
+        if row.last_valid_block_height.is_none_or(|h| h >= height) {
+            continue;
+        }
+        let ack = sink
+            .sequencer
+            .submit(Command::WithdrawalFinished {
+                id: row.id,
+                confirmed: false,
+            })
+            .await
+            .map_err(|_| FollowError::Stopped)?;
+        if ack.events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Withdrawal {
+                    status: WithdrawalStatus::Failed,
+                    ..
+                }
+            )
+        }) {
+            sink.counters
+                .withdrawals_expired
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                id = row.id,
+                "co-signed withdrawal expired without landing; funds released"
+            );
+        }
+    }
+    Ok(())
 }

@@ -7,10 +7,12 @@
 
 use crate::bots::Bots;
 use crate::bridge::{self, Bridge};
+use crate::cosigner::OperatorCosigner;
 use crate::keys;
 use crate::onchain::{OnChain, OnChainError, RouterLimits};
 use kestrel::instructions::CreateMarketArgs;
 use kestrel_relayer::embedded::{self, EmbeddedChain};
+use kestrel_relayer::reconcile::Reconciler;
 use kestrel_router::api::{self, Api, ApiConfig};
 use kestrel_router::marketdata::{Item, Topic};
 use kestrel_sdk::{chain, Deployment};
@@ -165,6 +167,7 @@ pub struct Devnet {
     bots: Option<Bots>,
     deployment: Deployment,
     operator: Arc<Keypair>,
+    reconciler: Arc<Reconciler>,
     wallets: Vec<DemoWallet>,
     data_dir: PathBuf,
     fills: Arc<AtomicU64>,
@@ -239,10 +242,19 @@ impl Devnet {
         let rules = OnChain::load(&rpc, DOMAIN_ID)
             .await?
             .rules(&RouterLimits::default());
-        let api = api::start(ApiConfig::embedded(rules, &router_dir, config.http)).await?;
+        let operator = Arc::new(admin);
+        let reconciler = Arc::new(Reconciler::new());
+        let cosigner = OperatorCosigner::new(
+            chain.rpc_url(),
+            deployment.clone(),
+            operator.clone(),
+            reconciler.clone(),
+        );
+        let mut api_config = ApiConfig::embedded(rules, &router_dir, config.http);
+        api_config.cosigner = Some(Arc::new(cosigner));
+        let api = api::start(api_config).await?;
         let fills = Arc::new(AtomicU64::new(0));
         let fill_counter = count_fills(api.market_data().receiver(), fills.clone());
-        let operator = Arc::new(admin);
         let bridge = bridge::start(
             chain.rpc_url(),
             deployment.clone(),
@@ -270,6 +282,7 @@ impl Devnet {
             bots,
             deployment,
             operator,
+            reconciler,
             wallets,
             data_dir: config.data_dir,
             fills,
@@ -305,6 +318,17 @@ impl Devnet {
     /// The admin, operator and fee collector key.
     pub fn operator(&self) -> &Keypair {
         &self.operator
+    }
+
+    /// The reconciliation alert state the withdrawal co-signer consults (a run with
+    /// differences halts co-signed withdrawals until a clean run).
+    pub fn reconciler(&self) -> &Arc<Reconciler> {
+        &self.reconciler
+    }
+
+    /// The relayer loops (settlement and withdrawal counters).
+    pub fn bridge(&self) -> &Bridge {
+        &self.bridge
     }
 
     /// The demo wallets.

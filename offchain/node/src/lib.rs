@@ -11,10 +11,13 @@
 //! - [`bots`]: the demo market maker and taker of `kestrel devnet --bots`.
 //! - [`bridge`]: the relayer ↔ router wiring in one process (chain events into the sequencer,
 //!   settlement statuses back); [`settle`]: the settlement loop both modes share.
+//! - [`cosigner`]: the operator's co-signature of withdrawal transactions, injected into the
+//!   router API.
 
 pub mod admin;
 pub mod bots;
 pub mod bridge;
+pub mod cosigner;
 pub mod devnet;
 pub mod internal;
 pub mod keys;

@@ -82,6 +82,22 @@ impl OffchainLedger for StoreLedger {
                 .collect())
         }
     }
+
+    fn credited_deposits(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<(Pubkey, u8), u64>, LedgerError>> + Send {
+        let store = self.0.clone();
+        async move {
+            let credited = store
+                .credited_deposits()
+                .await
+                .map_err(|e| LedgerError(Box::new(e)))?;
+            Ok(credited
+                .into_iter()
+                .map(|((owner, asset), total)| ((Pubkey::new_from_array(owner), asset), total))
+                .collect())
+        }
+    }
 }
 
 /// A running `kestrel relayer`.

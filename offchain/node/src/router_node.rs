@@ -103,6 +103,7 @@ impl RouterNode {
             RpcClient::new_with_commitment(config.rpc_url, config.commitment),
             on_chain.deployment.clone(),
             api.sequencer(),
+            api.store().clone(),
             config.listen_interval,
         );
         Ok(RouterNode {

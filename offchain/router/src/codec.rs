@@ -1,7 +1,7 @@
 //! Binary encoding of [`Command`] for the journal. Signed messages are stored as their
 //! canonical bytes (docs/protocol.md), so the journal holds exactly what users signed.
 
-use crate::model::{Command, SettlementStatus};
+use crate::model::{ChainWithdrawalKind, Command, SettlementStatus};
 use kestrel::encoding::{
     Cancel, CancelAll, Order, WithdrawRequest, CANCEL_ALL_LEN, CANCEL_LEN, ORDER_LEN, WITHDRAW_LEN,
 };
@@ -16,6 +16,12 @@ const WITHDRAWAL_FINISHED: u8 = 7;
 const SETTLEMENT: u8 = 8;
 const TICK: u8 = 9;
 const REPLACE: u8 = 10;
+const WITHDRAWAL_BROADCAST: u8 = 11;
+const CHAIN_WITHDRAWAL: u8 = 12;
+
+const CHAIN_IMMEDIATE: u8 = 0;
+const CHAIN_REQUESTED: u8 = 1;
+const CHAIN_EXECUTED: u8 = 2;
 
 /// Bytes that are not an encoded command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +77,44 @@ pub fn encode(command: &Command, out: &mut Vec<u8>) {
             out.extend_from_slice(owner);
             out.extend_from_slice(&floor.to_le_bytes());
         }
+        Command::WithdrawalBroadcast {
+            id,
+            tx,
+            last_valid_block_height,
+        } => {
+            out.push(WITHDRAWAL_BROADCAST);
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(tx);
+            out.extend_from_slice(&last_valid_block_height.to_le_bytes());
+        }
+        Command::ChainWithdrawal {
+            owner,
+            asset,
+            tx,
+            ix_index,
+            kind,
+        } => {
+            out.push(CHAIN_WITHDRAWAL);
+            out.extend_from_slice(owner);
+            out.push(*asset);
+            out.extend_from_slice(tx);
+            out.extend_from_slice(&ix_index.to_le_bytes());
+            match kind {
+                ChainWithdrawalKind::Immediate {
+                    amount,
+                    cosignature,
+                } => {
+                    out.push(CHAIN_IMMEDIATE);
+                    out.extend_from_slice(&amount.to_le_bytes());
+                    out.extend_from_slice(cosignature);
+                }
+                ChainWithdrawalKind::Requested { amount } => {
+                    out.push(CHAIN_REQUESTED);
+                    out.extend_from_slice(&amount.to_le_bytes());
+                }
+                ChainWithdrawalKind::Executed => out.push(CHAIN_EXECUTED),
+            }
+        }
         Command::WithdrawalFinished { id, confirmed } => {
             out.push(WITHDRAWAL_FINISHED);
             out.extend_from_slice(&id.to_le_bytes());
@@ -124,6 +168,28 @@ pub fn decode(bytes: &[u8]) -> Result<Command, CodecError> {
         NONCE_FLOOR => Command::NonceFloorObserved {
             owner: r.array()?,
             floor: u64::from_le_bytes(r.array()?),
+        },
+        WITHDRAWAL_BROADCAST => Command::WithdrawalBroadcast {
+            id: u64::from_le_bytes(r.array()?),
+            tx: r.array()?,
+            last_valid_block_height: u64::from_le_bytes(r.array()?),
+        },
+        CHAIN_WITHDRAWAL => Command::ChainWithdrawal {
+            owner: r.array()?,
+            asset: r.u8()?,
+            tx: r.array()?,
+            ix_index: u16::from_le_bytes(r.array()?),
+            kind: match r.u8()? {
+                CHAIN_IMMEDIATE => ChainWithdrawalKind::Immediate {
+                    amount: u64::from_le_bytes(r.array()?),
+                    cosignature: r.array()?,
+                },
+                CHAIN_REQUESTED => ChainWithdrawalKind::Requested {
+                    amount: u64::from_le_bytes(r.array()?),
+                },
+                CHAIN_EXECUTED => ChainWithdrawalKind::Executed,
+                _ => return Err(CodecError),
+            },
         },
         WITHDRAWAL_FINISHED => Command::WithdrawalFinished {
             id: u64::from_le_bytes(r.array()?),

@@ -59,7 +59,32 @@ pub enum Command {
         /// New floor.
         floor: u64,
     },
-    /// A withdrawal reached a final state on-chain.
+    /// The operator co-signed a pending withdrawal's `withdraw` transaction and handed it to
+    /// the owner: Pending → Broadcasting. The transaction can land only until its blockhash
+    /// expires, at block height `last_valid_block_height`.
+    WithdrawalBroadcast {
+        /// The withdrawal's id.
+        id: Seq,
+        /// The transaction's signature (the fee payer's, i.e. the owner's, first signature).
+        tx: Sig,
+        /// Last block height at which the transaction can land.
+        last_valid_block_height: u64,
+    },
+    /// A kestrel withdrawal instruction seen in a successful on-chain transaction, keyed by
+    /// (transaction signature, instruction index) and applied at most once per key.
+    ChainWithdrawal {
+        /// Wallet.
+        owner: Owner,
+        /// Asset index.
+        asset: u8,
+        /// Transaction signature.
+        tx: Sig,
+        /// Instruction index within the transaction.
+        ix_index: u16,
+        /// Which instruction, and its amount.
+        kind: ChainWithdrawalKind,
+    },
+    /// A withdrawal reached a final state on-chain, or its transaction expired.
     WithdrawalFinished {
         /// The withdrawal's id (sequence number of its request).
         id: Seq,
@@ -77,6 +102,38 @@ pub enum Command {
     },
     /// Advance the clock only: expire due orders.
     Tick,
+}
+
+/// The kestrel withdrawal instructions the listener follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChainWithdrawalKind {
+    /// The operator co-signed `withdraw`: `amount` atoms left the vault.
+    Immediate {
+        /// Atoms paid out.
+        amount: u64,
+        /// The operator's signature in the transaction, which identifies the co-signed
+        /// transaction handed out (its id, the owner's signature, is unknown until then).
+        cosignature: Sig,
+    },
+    /// The exit hatch's `request_withdrawal`: `amount` atoms moved from available to pending
+    /// on-chain.
+    Requested {
+        /// Atoms set aside.
+        amount: u64,
+    },
+    /// The exit hatch's `execute_withdrawal`: the whole pending amount left the vault (the
+    /// router pays out what it held for the requests).
+    Executed,
+}
+
+/// How a withdrawal leaves the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawalKind {
+    /// A signed request, paid by an operator co-signed `withdraw` transaction.
+    Cosigned,
+    /// The owner's on-chain `request_withdrawal`, paid by `execute_withdrawal` after the delay.
+    ExitHatch,
 }
 
 /// Where a fill stands on-chain.
@@ -302,6 +359,14 @@ pub enum Event {
         amount: u64,
         /// New state.
         status: WithdrawalStatus,
+        /// How it is paid out.
+        kind: WithdrawalKind,
+        /// A signature (hex): while Broadcasting, the operator's signature of the co-signed
+        /// transaction; once Confirmed, the landed transaction's id; for the exit hatch, the
+        /// `request_withdrawal` and then the `execute_withdrawal` transaction.
+        tx: Option<String>,
+        /// Last block height at which a co-signed transaction can land.
+        last_valid_block_height: Option<u64>,
     },
     /// A fill's settlement state changed.
     Settlement {
@@ -325,9 +390,9 @@ pub enum Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WithdrawalStatus {
-    /// Funds held, awaiting the relayer.
+    /// Funds held, awaiting the co-signed transaction (or, for the exit hatch, its execution).
     Pending,
-    /// Transaction sent.
+    /// The co-signed transaction was handed to the owner; it lands or expires.
     Broadcasting,
     /// Tokens left the vault.
     Confirmed,

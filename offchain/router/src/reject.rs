@@ -68,6 +68,13 @@ pub enum Reject {
     /// Amount is zero or the asset is unknown.
     #[error("invalid amount or asset")]
     InvalidAmount,
+    /// No such withdrawal, or not in a state that allows the step.
+    #[error("withdrawal not pending")]
+    WithdrawalNotPending,
+    /// An on-chain withdrawal the router did not expect (alert: no co-signed transaction
+    /// matches it, or its withdrawal already failed).
+    #[error("unexpected on-chain withdrawal")]
+    UnexpectedWithdrawal,
 }
 
 impl Reject {
@@ -94,6 +101,8 @@ impl Reject {
             Reject::DuplicateClientOrderId => 141,
             Reject::ReplaceMismatch => 142,
             Reject::InvalidAmount => 150,
+            Reject::WithdrawalNotPending => 151,
+            Reject::UnexpectedWithdrawal => 152,
         }
     }
 
@@ -102,7 +111,10 @@ impl Reject {
         match self {
             Reject::BadSignature => 401,
             Reject::UnknownOrder | Reject::UnknownMarket => 404,
-            Reject::NonceReused | Reject::DuplicateClientOrderId => 409,
+            Reject::NonceReused
+            | Reject::DuplicateClientOrderId
+            | Reject::WithdrawalNotPending
+            | Reject::UnexpectedWithdrawal => 409,
             Reject::InsufficientBalance
             | Reject::TooManyOpenOrders
             | Reject::PostOnlyWouldCross

@@ -15,7 +15,8 @@ use ed25519_dalek::{Signer, SigningKey};
 use kestrel::encoding::{Cancel, Order, OrderType, SelfTrade, Side, WithdrawRequest};
 use kestrel_router::market::MarketSpec;
 use kestrel_router::model::{
-    Command, DoneReason, Event, Owner, Sequenced, SettlementStatus, WithdrawalStatus,
+    ChainWithdrawalKind, Command, DoneReason, Event, Owner, Sequenced, SettlementStatus,
+    WithdrawalKind, WithdrawalStatus,
 };
 use kestrel_router::state::{Rules, State};
 use kestrel_router::store::{
@@ -389,14 +390,38 @@ fn random_journal() -> (Journal, Vec<Wallet>) {
     journal.apply(&w.withdraw(QUOTE, 2_000, 2));
     let failed = journal.seq;
     journal.apply(&w.withdraw(BASE, 3_000, 3));
+    journal.apply(&w.withdraw(QUOTE, 4_000, 4));
+    let broadcasting = journal.seq;
     journal.apply(&Command::WithdrawalFinished {
         id: confirmed,
         confirmed: true,
+    });
+    journal.apply(&Command::WithdrawalBroadcast {
+        id: failed,
+        tx: [0xf1; 64],
+        last_valid_block_height: 77,
     });
     journal.apply(&Command::WithdrawalFinished {
         id: failed,
         confirmed: false,
     });
+    journal.apply(&Command::WithdrawalBroadcast {
+        id: broadcasting,
+        tx: [0xf2; 64],
+        last_valid_block_height: 88,
+    });
+    for kind in [
+        ChainWithdrawalKind::Requested { amount: 5_000 },
+        ChainWithdrawalKind::Executed,
+    ] {
+        journal.apply(&Command::ChainWithdrawal {
+            owner: w.owner(),
+            asset: BASE,
+            tx: [0xe0; 64],
+            ix_index: u16::from(kind == ChainWithdrawalKind::Executed),
+            kind,
+        });
+    }
     journal.apply(&Command::NonceFloorObserved {
         owner: wallets[1].owner(),
         floor: wallets[1].nonce / 2,
@@ -619,15 +644,50 @@ async fn projection_matches_the_state(fx: Fixture) {
         }
     }
     let withdrawals = store.withdrawals(&wallets[0].owner()).await.unwrap();
-    let statuses: Vec<_> = withdrawals.iter().map(|w| (w.amount, w.status)).collect();
+    let statuses: Vec<_> = withdrawals
+        .iter()
+        .map(|w| {
+            (
+                w.amount,
+                w.status,
+                w.kind,
+                w.tx.clone(),
+                w.last_valid_block_height,
+            )
+        })
+        .collect();
+    let (cosigned, exit) = (WithdrawalKind::Cosigned, WithdrawalKind::ExitHatch);
+    let hex_of = |b: u8| Some(hex::encode([b; 64]));
     assert_eq!(
         statuses,
         vec![
-            (3_000, WithdrawalStatus::Pending),
-            (2_000, WithdrawalStatus::Failed),
-            (1_000, WithdrawalStatus::Confirmed),
+            (5_000, WithdrawalStatus::Confirmed, exit, hex_of(0xe0), None),
+            (
+                4_000,
+                WithdrawalStatus::Broadcasting,
+                cosigned,
+                hex_of(0xf2),
+                Some(88)
+            ),
+            (3_000, WithdrawalStatus::Pending, cosigned, None, None),
+            (
+                2_000,
+                WithdrawalStatus::Failed,
+                cosigned,
+                hex_of(0xf1),
+                Some(77)
+            ),
+            (1_000, WithdrawalStatus::Confirmed, cosigned, None, None),
         ]
     );
+    let broadcasting = store.broadcasting_withdrawals(10).await.unwrap();
+    assert_eq!(broadcasting.len(), 1);
+    assert_eq!(broadcasting[0].amount, 4_000);
+    assert_eq!(
+        store.withdrawal(broadcasting[0].id).await.unwrap().as_ref(),
+        Some(&broadcasting[0])
+    );
+    assert_eq!(store.withdrawal(u64::MAX >> 1).await.unwrap(), None);
     assert_eq!(
         store.nonce_floor(&wallets[1].owner()).await.unwrap(),
         Some(wallets[1].nonce / 2)

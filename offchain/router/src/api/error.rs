@@ -24,7 +24,7 @@ pub enum ApiCode {
     NotFound,
     /// The resource does not take this method.
     MethodNotAllowed,
-    /// The WebSocket authentication failed or is required.
+    /// The WebSocket authentication, or a proof of ownership, failed or is required.
     Unauthorized,
     /// Too many WebSocket connections from this address or wallet.
     TooManyConnections,
@@ -32,6 +32,8 @@ pub enum ApiCode {
     Unavailable,
     /// Something failed inside the server; nothing was changed by this request.
     Internal,
+    /// Reconciliation found a difference; withdrawals wait for a clean run.
+    WithdrawalsHalted,
 }
 
 impl ApiCode {
@@ -48,6 +50,7 @@ impl ApiCode {
             ApiCode::TooManyConnections => 1007,
             ApiCode::Unavailable => 1008,
             ApiCode::Internal => 1009,
+            ApiCode::WithdrawalsHalted => 1010,
         }
     }
 
@@ -64,6 +67,7 @@ impl ApiCode {
             ApiCode::TooManyConnections => "too_many_connections",
             ApiCode::Unavailable => "unavailable",
             ApiCode::Internal => "internal",
+            ApiCode::WithdrawalsHalted => "withdrawals_halted",
         }
     }
 
@@ -76,13 +80,13 @@ impl ApiCode {
             ApiCode::NotFound => StatusCode::NOT_FOUND,
             ApiCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiCode::Unavailable | ApiCode::WithdrawalsHalted => StatusCode::SERVICE_UNAVAILABLE,
             ApiCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Every code, for the OpenAPI document.
-    pub const ALL: [ApiCode; 10] = [
+    pub const ALL: [ApiCode; 11] = [
         ApiCode::MalformedJson,
         ApiCode::InvalidRequest,
         ApiCode::PayloadTooLarge,
@@ -93,6 +97,7 @@ impl ApiCode {
         ApiCode::TooManyConnections,
         ApiCode::Unavailable,
         ApiCode::Internal,
+        ApiCode::WithdrawalsHalted,
     ];
 }
 

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod rest;
+pub mod withdrawals;
 pub mod ws;
 
 use crate::marketdata::{MarketData, MarketDataConfig};
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use withdrawals::WithdrawalCosigner;
 use ws::WsConfig;
 
 /// Everything the API needs to start.
@@ -53,6 +55,9 @@ pub struct ApiConfig {
     pub market_data: MarketDataConfig,
     /// WebSocket queues and heartbeats.
     pub ws: WsConfig,
+    /// Co-signs withdrawal transactions (injected by the node; `None`: the transaction
+    /// endpoint answers `unavailable`).
+    pub cosigner: Option<Arc<dyn WithdrawalCosigner>>,
 }
 
 impl ApiConfig {
@@ -73,6 +78,7 @@ impl ApiConfig {
             limits: LimitsConfig::default(),
             market_data: MarketDataConfig::default(),
             ws: WsConfig::default(),
+            cosigner: None,
         }
     }
 }
@@ -129,6 +135,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// WebSocket settings.
     pub ws: WsConfig,
+    /// Co-signer of withdrawal transactions.
+    pub cosigner: Option<Arc<dyn WithdrawalCosigner>>,
     /// Turns true when shutdown starts.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -197,6 +205,7 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
         limits,
         metrics: metrics.clone(),
         ws: config.ws,
+        cosigner: config.cosigner.clone(),
         shutdown: shutdown_rx.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -93,6 +93,27 @@ fn replace_post() -> Value {
     }})
 }
 
+fn transaction_post() -> Value {
+    json!({"post": {
+        "summary": "The co-signed withdraw transaction of a pending withdrawal",
+        "description": "The operator builds the program's withdraw for exactly the withdrawal's \
+                        owner, asset and amount, to the owner's token account, owner as fee payer, \
+                        and signs it; the withdrawal turns broadcasting (journaled) and the \
+                        partially signed transaction is returned once. The owner checks it, signs \
+                        and sends it before last_valid_block_height; if it expires unlanded the \
+                        withdrawal fails and the funds are released. The body proves ownership: \
+                        the owner's signature of the 120-byte transaction request message \
+                        (docs/protocol.md).",
+        "parameters": [path_param("withdrawal_id", "Withdrawal id", json!({"type": "integer", "minimum": 0}))],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TransactionRequest"}}}},
+        "responses": {
+            "200": ok("Broadcasting is durable", json!({"$ref": "#/components/schemas/WithdrawalTransaction"})),
+            "4XX": error_ref(),
+            "5XX": error_ref(),
+        },
+    }})
+}
+
 fn any_object() -> Value {
     json!({"type": "object"})
 }
@@ -139,6 +160,7 @@ pub fn document() -> Value {
             "/v1/replace": replace_post(),
             "/v1/cancel-all": signed_post("Cancel all orders below a nonce (104-byte cancel-all message)"),
             "/v1/withdrawals": signed_post("Request a withdrawal (136-byte withdrawal message)"),
+            "/v1/withdrawals/{withdrawal_id}/transaction": transaction_post(),
             "/v1/orders/{order_id}": get("An order by id", vec![path_param("order_id", "Order id", json!({"type": "integer", "minimum": 0}))],
                 ok("Order", json!({"$ref": "#/components/schemas/Order"}))),
             "/v1/accounts/{owner}/orders": get("Open orders of a wallet", vec![owner()],
@@ -176,6 +198,27 @@ pub fn document() -> Value {
                 "properties": {
                     "message": {"type": "string", "description": "Hex of the canonical signed bytes"},
                     "signature": {"type": "string", "description": "Hex of the 64-byte ed25519 signature"},
+                },
+            },
+            "TransactionRequest": {
+                "type": "object",
+                "required": ["owner", "destination", "signature"],
+                "additionalProperties": false,
+                "properties": {
+                    "owner": {"type": "string", "description": "Wallet public key, 64 hex characters"},
+                    "destination": {"type": "string", "description": "The owner's token account of the asset's mint, 64 hex characters"},
+                    "signature": {"type": "string", "description": "Hex of the owner's signature of the transaction request message"},
+                },
+            },
+            "WithdrawalTransaction": {
+                "type": "object",
+                "required": ["withdrawal_id", "seq", "transaction", "cosignature", "last_valid_block_height"],
+                "properties": {
+                    "withdrawal_id": {"type": "integer"},
+                    "seq": {"type": "integer"},
+                    "transaction": {"type": "string", "description": "Base64 of the serialized transaction, signed by the operator, the owner's signature missing"},
+                    "cosignature": {"type": "string", "description": "Hex of the operator's signature in it, which identifies it until the owner's signature (its id) exists"},
+                    "last_valid_block_height": {"type": "integer"},
                 },
             },
             "CommandResult": {
@@ -230,7 +273,7 @@ pub fn document() -> Value {
 }
 
 /// Every refusal, for the error code table.
-const ALL_REJECTS: [Reject; 20] = [
+const ALL_REJECTS: [Reject; 22] = [
     Reject::MalformedMessage,
     Reject::BadSignature,
     Reject::WrongExchange,
@@ -251,4 +294,6 @@ const ALL_REJECTS: [Reject; 20] = [
     Reject::DuplicateClientOrderId,
     Reject::ReplaceMismatch,
     Reject::InvalidAmount,
+    Reject::WithdrawalNotPending,
+    Reject::UnexpectedWithdrawal,
 ];

@@ -3,6 +3,7 @@
 
 use super::error::{ApiCode, ApiError};
 use super::intake::{self, Kind, ReplaceBody, SignedBody};
+use super::withdrawals::TransactionRequest;
 use super::{openapi, ws, Shared};
 use crate::marketdata::{hex_wallets, Interval};
 use crate::model::Owner;
@@ -40,6 +41,10 @@ pub fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
         .route("/v1/replace", post(replace))
         .route("/v1/cancel-all", post(cancel_all))
         .route("/v1/withdrawals", post(withdraw))
+        .route(
+            "/v1/withdrawals/{withdrawal_id}/transaction",
+            post(withdrawal_transaction),
+        )
         .route("/v1/orders/{order_id}", get(order))
         .route("/v1/accounts/{owner}/orders", get(open_orders))
         .route(
@@ -348,6 +353,16 @@ async fn ledger(State(shared): AppState, P(owner): P<String>, Q(q): Q<PageQuery>
     Ok(to_json(
         &shared.store.ledger_history(&owner, asset, q.page()).await?,
     ))
+}
+
+async fn withdrawal_transaction(
+    State(shared): AppState,
+    P(id): P<u64>,
+    JsonBody(body): JsonBody<TransactionRequest>,
+) -> ApiResult {
+    super::withdrawals::transaction(&shared, id, &body)
+        .await
+        .map(Json)
 }
 
 async fn withdrawals(State(shared): AppState, P(owner): P<String>) -> ApiResult {

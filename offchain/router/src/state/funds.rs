@@ -2,7 +2,7 @@
 
 use super::{neg, PendingWithdrawal, State};
 use crate::ledger::Change;
-use crate::model::{Business, Event, Owner, Seq, WithdrawalStatus};
+use crate::model::{Business, Event, Owner, Seq, WithdrawalKind, WithdrawalStatus};
 use crate::reject::Reject;
 use kestrel::encoding::WithdrawRequest;
 
@@ -87,56 +87,85 @@ impl State {
                 out,
             )
             .map_err(|_| (owner, Reject::InsufficientBalance))?;
-        self.withdrawals.insert(
-            seq,
-            PendingWithdrawal {
-                owner,
-                asset,
-                amount: w.amount,
-            },
-        );
-        out.push(Event::Withdrawal {
-            id: seq,
+        let pending = PendingWithdrawal {
             owner,
             asset,
             amount: w.amount,
-            status: WithdrawalStatus::Pending,
-        });
+            kind: WithdrawalKind::Cosigned,
+            tx: None,
+            last_valid_block_height: None,
+        };
+        self.withdrawals.insert(seq, pending);
+        out.push(pending.event(seq, WithdrawalStatus::Pending));
         Ok(())
     }
 
+    /// A co-signed withdrawal's outcome reported by the operator side: `confirmed` pays it
+    /// out, otherwise (its transaction expired without landing) the funds are released. The
+    /// exit hatch is finished only by what the chain shows.
     pub(super) fn finish_withdrawal(
         &mut self,
         id: Seq,
         confirmed: bool,
         out: &mut Vec<Event>,
     ) -> Result<(), (Owner, Reject)> {
-        let w = self
+        match self.withdrawals.get(&id) {
+            Some(w) if w.kind == WithdrawalKind::Cosigned => {}
+            Some(w) => return Err((w.owner, Reject::WithdrawalNotPending)),
+            None => return Err(([0; 32], Reject::WithdrawalNotPending)),
+        }
+        let status = if confirmed {
+            WithdrawalStatus::Confirmed
+        } else {
+            WithdrawalStatus::Failed
+        };
+        self.close_withdrawal(id, status, None, out)
+    }
+
+    /// Ends a held withdrawal: Confirmed pays the frozen atoms out, Failed releases them.
+    /// `tx` replaces the recorded transaction in the event (the exit hatch's execution).
+    pub(super) fn close_withdrawal(
+        &mut self,
+        id: Seq,
+        status: WithdrawalStatus,
+        tx: Option<[u8; 64]>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        let mut w = self
             .withdrawals
             .remove(&id)
-            .ok_or(([0; 32], Reject::UnknownOrder))?;
-        let amount = i128::from(w.amount);
-        let (business, available, status) = if confirmed {
-            (Business::WithdrawalPaid, 0, WithdrawalStatus::Confirmed)
-        } else {
-            (
-                Business::WithdrawalRelease,
-                amount,
-                WithdrawalStatus::Failed,
-            )
+            .ok_or(([0; 32], Reject::WithdrawalNotPending))?;
+        let (business, available) = match status {
+            WithdrawalStatus::Confirmed => (Business::WithdrawalPaid, 0),
+            _ => (Business::WithdrawalRelease, i128::from(w.amount)),
         };
-        let change = Change::new(business, id.to_string(), available, neg(w.amount));
-        if self.ledger.change(&w.owner, w.asset, change, out).is_err() {
-            self.withdrawals.insert(id, w);
-            return Err((w.owner, Reject::InsufficientBalance));
+        if w.amount > 0 {
+            let change = Change::new(business, id.to_string(), available, neg(w.amount));
+            if self.ledger.change(&w.owner, w.asset, change, out).is_err() {
+                self.withdrawals.insert(id, w);
+                return Err((w.owner, Reject::InsufficientBalance));
+            }
         }
-        out.push(Event::Withdrawal {
-            id,
-            owner: w.owner,
-            asset: w.asset,
-            amount: w.amount,
-            status,
-        });
+        if tx.is_some() {
+            w.tx = tx;
+        }
+        out.push(w.event(id, status));
         Ok(())
+    }
+}
+
+impl PendingWithdrawal {
+    /// The withdrawal's event in `status`.
+    pub(super) fn event(&self, id: Seq, status: WithdrawalStatus) -> Event {
+        Event::Withdrawal {
+            id,
+            owner: self.owner,
+            asset: self.asset,
+            amount: self.amount,
+            status,
+            kind: self.kind,
+            tx: self.tx.map(hex::encode),
+            last_valid_block_height: self.last_valid_block_height,
+        }
     }
 }

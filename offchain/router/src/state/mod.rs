@@ -8,10 +8,11 @@
 mod book;
 mod funds;
 mod orders;
+mod withdrawals;
 
 use crate::ledger::Ledger;
 use crate::market::MarketSpec;
-use crate::model::{Command, Event, Owner, Seq};
+use crate::model::{Command, Event, Owner, Seq, Sig, WithdrawalKind};
 use crate::reject::Reject;
 use anchor_lang::prelude::Pubkey;
 use kestrel::encoding::{OrderType, SelfTrade, Side};
@@ -76,11 +77,19 @@ struct OwnerState {
     open: BTreeMap<u64, u64>,
 }
 
+/// A withdrawal whose funds the ledger holds (Pending or Broadcasting).
 #[derive(Debug, Clone, Copy)]
 struct PendingWithdrawal {
     owner: Owner,
     asset: u8,
+    /// Atoms held (frozen) for it.
     amount: u64,
+    kind: WithdrawalKind,
+    /// The paying transaction's signature: the co-signed one once Broadcasting, the
+    /// `request_withdrawal` for the exit hatch.
+    tx: Option<Sig>,
+    /// Last block height at which the co-signed transaction can land (Broadcasting).
+    last_valid_block_height: Option<u64>,
 }
 
 /// The whole sequenced state: books, ledger, nonces, withdrawals.
@@ -92,6 +101,8 @@ pub struct State {
     owners: HashMap<Owner, OwnerState>,
     deposits: HashSet<([u8; 64], u16)>,
     withdrawals: BTreeMap<Seq, PendingWithdrawal>,
+    /// On-chain withdrawal instructions already applied, by (signature, instruction index).
+    chain_withdrawals: HashSet<(Sig, u16)>,
     last_seq: Seq,
     /// The acceptance of the order being placed, emitted when its engine accepts it.
     pending_accept: Option<Event>,
@@ -131,6 +142,7 @@ impl State {
             owners: HashMap::new(),
             deposits: HashSet::new(),
             withdrawals: BTreeMap::new(),
+            chain_withdrawals: HashSet::new(),
             last_seq: 0,
             pending_accept: None,
             replacing: None,
@@ -191,6 +203,12 @@ impl State {
             h.write_u64(o.remaining);
             h.write_u64(o.held);
         }
+        for (id, w) in &self.withdrawals {
+            h.write_u64(*id);
+            h.write_u64(w.amount);
+            h.write(w.tx.as_ref().map_or(&[][..], |tx| &tx[..]));
+            h.write_u64(w.last_valid_block_height.unwrap_or(0));
+        }
         h.finish()
     }
 
@@ -231,6 +249,20 @@ impl State {
             Command::NonceFloorObserved { owner, floor } => {
                 self.raise_floor(now_ms, owner, *floor, &mut out);
                 Ok(())
+            }
+            Command::WithdrawalBroadcast {
+                id,
+                tx,
+                last_valid_block_height,
+            } => self.broadcast_withdrawal(*id, tx, *last_valid_block_height, &mut out),
+            Command::ChainWithdrawal {
+                owner,
+                asset,
+                tx,
+                ix_index,
+                kind,
+            } => {
+                self.chain_withdrawal(seq, now_ms, owner, *asset, (tx, *ix_index), *kind, &mut out)
             }
             Command::WithdrawalFinished { id, confirmed } => {
                 self.finish_withdrawal(*id, *confirmed, &mut out)

@@ -3,7 +3,9 @@
 //! keys, and the text names of enums.
 
 use super::StoreError;
-use crate::model::{Business, DoneReason, Owner, SettlementStatus, WithdrawalStatus};
+use crate::model::{
+    Business, DoneReason, Owner, SettlementStatus, WithdrawalKind, WithdrawalStatus,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -113,6 +115,16 @@ impl Named for WithdrawalStatus {
     }
 }
 
+impl Named for WithdrawalKind {
+    const ALL: &'static [Self] = &[WithdrawalKind::Cosigned, WithdrawalKind::ExitHatch];
+    fn name(self) -> &'static str {
+        match self {
+            WithdrawalKind::Cosigned => "cosigned",
+            WithdrawalKind::ExitHatch => "exit_hatch",
+        }
+    }
+}
+
 impl Named for Business {
     const ALL: &'static [Self] = &[
         Business::Deposit,
@@ -197,4 +209,27 @@ pub(super) fn get_owner(row: &AnyRow, column: &'static str) -> Result<Owner, Sto
         Ok(()) => Ok(owner),
         Err(_) => Err(StoreError::Corrupt { column, value }),
     }
+}
+
+/// A nullable TEXT column.
+pub(super) fn get_opt_text(
+    row: &AnyRow,
+    column: &'static str,
+) -> Result<Option<String>, StoreError> {
+    Ok(row.try_get::<Option<String>, _>(column)?)
+}
+
+/// A nullable integer column, checked into `T`.
+pub(super) fn get_opt_int<T: TryFrom<i64>>(
+    row: &AnyRow,
+    column: &'static str,
+) -> Result<Option<T>, StoreError> {
+    row.try_get::<Option<i64>, _>(column)?
+        .map(|v| {
+            T::try_from(v).map_err(|_| StoreError::Corrupt {
+                column,
+                value: v.to_string(),
+            })
+        })
+        .transpose()
 }

@@ -3,7 +3,8 @@
 use super::codec::{dec, get_dec, int, owner_hex, Named, OrderStatus};
 use super::{sql_for, Applied, Dialect, Position, Store, StoreError, CANDLE_INTERVALS};
 use crate::model::{
-    Business, DoneReason, Event, Owner, Sequenced, SettlementStatus, WithdrawalStatus,
+    Business, DoneReason, Event, Owner, Sequenced, SettlementStatus, WithdrawalKind,
+    WithdrawalStatus,
 };
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -320,9 +321,21 @@ impl Writer<'_> {
                 asset,
                 amount,
                 status,
+                kind,
+                tx,
+                last_valid_block_height,
             } => {
-                self.withdrawal(at, *id, owner, *asset, *amount, *status)
-                    .await?
+                let row = WithdrawalUpdate {
+                    id: *id,
+                    owner,
+                    asset: *asset,
+                    amount: *amount,
+                    status: *status,
+                    kind: *kind,
+                    tx: tx.as_deref(),
+                    last_valid_block_height: *last_valid_block_height,
+                };
+                self.withdrawal(at, row).await?
             }
             Event::Settlement {
                 market,
@@ -558,29 +571,42 @@ impl Writer<'_> {
         Ok(())
     }
 
-    async fn withdrawal(
-        &mut self,
-        at: At,
-        id: u64,
-        owner: &Owner,
-        asset: u8,
-        amount: u64,
-        status: WithdrawalStatus,
-    ) -> Result<(), StoreError> {
+    async fn withdrawal(&mut self, at: At, w: WithdrawalUpdate<'_>) -> Result<(), StoreError> {
         let sql = self.sql(
-            "INSERT INTO withdrawals (id, owner, asset, amount, status, created_seq, updated_seq) \
-             VALUES ($1, $2, $3, $4::N, $5, $6, $6) ON CONFLICT (id) DO UPDATE SET \
-             status = excluded.status, updated_seq = excluded.updated_seq",
+            "INSERT INTO withdrawals (id, owner, asset, amount, status, created_seq, updated_seq, \
+             kind, tx, last_valid_block_height) \
+             VALUES ($1, $2, $3, $4::N, $5, $6, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET \
+             status = excluded.status, updated_seq = excluded.updated_seq, \
+             tx = excluded.tx, last_valid_block_height = excluded.last_valid_block_height",
         );
+        let last_valid = w
+            .last_valid_block_height
+            .map(|h| int("last valid block height", h))
+            .transpose()?;
         sqlx::query(&sql)
-            .bind(int("withdrawal id", id)?)
-            .bind(owner_hex(owner))
-            .bind(i64::from(asset))
-            .bind(dec(amount))
-            .bind(status.name())
+            .bind(int("withdrawal id", w.id)?)
+            .bind(owner_hex(w.owner))
+            .bind(i64::from(w.asset))
+            .bind(dec(w.amount))
+            .bind(w.status.name())
             .bind(at.seq)
+            .bind(w.kind.name())
+            .bind(w.tx.map(str::to_owned))
+            .bind(last_valid)
             .execute(&mut *self.conn)
             .await?;
         Ok(())
     }
+}
+
+/// A withdrawal's state as an event carries it.
+struct WithdrawalUpdate<'a> {
+    id: u64,
+    owner: &'a Owner,
+    asset: u8,
+    amount: u64,
+    status: WithdrawalStatus,
+    kind: WithdrawalKind,
+    tx: Option<&'a str>,
+    last_valid_block_height: Option<u64>,
 }

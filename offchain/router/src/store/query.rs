@@ -1,10 +1,11 @@
 //! What the API and the relayer read: plain typed rows.
 
 use super::codec::{
-    dec, get_dec, get_int, get_named, get_owner, get_text, int, owner_hex, OrderStatus,
+    dec, get_dec, get_int, get_named, get_opt_int, get_opt_text, get_owner, get_text, int,
+    owner_hex, OrderStatus,
 };
 use super::{Position, Store, StoreError};
-use crate::model::{Business, Owner, Seq, SettlementStatus, Sig, WithdrawalStatus};
+use crate::model::{Business, Owner, Seq, SettlementStatus, Sig, WithdrawalKind, WithdrawalStatus};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
@@ -144,6 +145,9 @@ pub(super) const TABLES: [(&str, &[&str], &str); 11] = [
             "status",
             "created_seq",
             "updated_seq",
+            "kind",
+            "tx",
+            "last_valid_block_height",
         ],
         "id",
     ),
@@ -340,6 +344,12 @@ pub struct WithdrawalRow {
     pub created_seq: Seq,
     /// Sequence number of the last change.
     pub updated_seq: Seq,
+    /// How it is paid out.
+    pub kind: WithdrawalKind,
+    /// The paying transaction's signature (hex), once known.
+    pub tx: Option<String>,
+    /// Last block height at which the co-signed transaction can land.
+    pub last_valid_block_height: Option<u64>,
 }
 
 /// A fill's place in the settlement outbox.
@@ -407,8 +417,8 @@ const LEDGER_COLUMNS: &str = "seq, idx, timestamp_ms, asset, business, business_
 const DEPOSIT_COLUMNS: &str =
     "tx, ix_index, owner, asset, CAST(amount AS TEXT) AS amount, seq, timestamp_ms";
 
-const WITHDRAWAL_COLUMNS: &str =
-    "id, owner, asset, CAST(amount AS TEXT) AS amount, status, created_seq, updated_seq";
+const WITHDRAWAL_COLUMNS: &str = "id, owner, asset, CAST(amount AS TEXT) AS amount, status, \
+    created_seq, updated_seq, kind, tx, last_valid_block_height";
 
 const CANDLE_COLUMNS: &str = "market, interval_secs, open_time, \
     CAST(open_ticks AS TEXT) AS open_ticks, CAST(high_ticks AS TEXT) AS high_ticks, \
@@ -502,6 +512,9 @@ fn withdrawal_row(row: &AnyRow) -> Result<WithdrawalRow, StoreError> {
         status: get_named(row, "status")?,
         created_seq: get_int(row, "created_seq")?,
         updated_seq: get_int(row, "updated_seq")?,
+        kind: get_named(row, "kind")?,
+        tx: get_opt_text(row, "tx")?,
+        last_valid_block_height: get_opt_int(row, "last_valid_block_height")?,
     })
 }
 
@@ -723,6 +736,33 @@ impl Store {
         );
         let rows = sqlx::query(&sql)
             .bind(owner_hex(owner))
+            .fetch_all(&self.pool)
+            .await?;
+        all(rows, withdrawal_row)
+    }
+
+    /// One withdrawal by id.
+    pub async fn withdrawal(&self, id: Seq) -> Result<Option<WithdrawalRow>, StoreError> {
+        let sql = format!("SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(int("withdrawal id", id)?)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(withdrawal_row).transpose()
+    }
+
+    /// Withdrawals whose co-signed transaction is out (Broadcasting), oldest first: what the
+    /// expiry watcher checks.
+    pub async fn broadcasting_withdrawals(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<WithdrawalRow>, StoreError> {
+        let sql = format!(
+            "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE status = 'broadcasting' \
+             ORDER BY id LIMIT $1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
         all(rows, withdrawal_row)

@@ -1,6 +1,7 @@
 //! What a settlement relayer reads besides the outbox: every signed version of an order (a
 //! fill settles under the terms it matched, even after a replace) and the balances as they
-//! should stand on-chain (the ledger without the fills not yet confirmed there).
+//! should stand on-chain (the ledger without the fills not yet confirmed there), and the
+//! deposits credited per balance, to compare with the on-chain cumulative counters.
 
 use super::codec::{dec, get_dec, get_int, get_owner, get_text, owner_hex};
 use super::{Store, StoreError};
@@ -110,5 +111,24 @@ impl Store {
                     .map_err(|_| StoreError::Overflow("settled balance"))
             })
             .collect()
+    }
+
+    /// Per `(owner, asset)`, the sum of every deposit credited (each row is one
+    /// `(transaction, instruction)` credited exactly once).
+    pub async fn credited_deposits(&self) -> Result<BTreeMap<(Owner, u8), u64>, StoreError> {
+        let rows = sqlx::query("SELECT owner, asset, amount FROM deposits")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut totals: BTreeMap<(Owner, u8), u64> = BTreeMap::new();
+        for row in &rows {
+            let amount: u64 = get_dec(row, "amount")?;
+            let total = totals
+                .entry((get_owner(row, "owner")?, get_int(row, "asset")?))
+                .or_default();
+            *total = total
+                .checked_add(amount)
+                .ok_or(StoreError::Overflow("credited deposits"))?;
+        }
+        Ok(totals)
     }
 }

@@ -643,3 +643,52 @@ async fn replace_moves_a_resting_order_to_new_signed_terms() {
     assert!(malformed["code"].is_u64());
     t.api.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_transaction_needs_the_owners_proof_and_a_cosigner() {
+    use ed25519_dalek::Signer;
+    use kestrel_router::api::withdrawals::transaction_request_message;
+    let t = TestApi::start().await;
+    let mut w = Wallet::new(4);
+    let other = Wallet::new(5);
+    t.deposit(w.owner(), QUOTE, 5_000, 7).await;
+    let (s, requested) = t.post("/v1/withdrawals", &w.withdraw(QUOTE, 2_000)).await;
+    assert_eq!(s, 200, "{requested}");
+    let id = requested["withdrawal_id"].as_u64().unwrap();
+    t.eventually(&format!("/v1/accounts/{}/withdrawals", w.hex()), |b| {
+        b[0]["status"] == "pending"
+    })
+    .await;
+    let destination = [3u8; 32];
+    let proof = |signer: &Wallet, id: u64| {
+        let message =
+            transaction_request_message(&exchange().to_bytes(), &w.owner(), id, &destination);
+        json!({
+            "owner": w.hex(),
+            "destination": hex::encode(destination),
+            "signature": hex::encode(signer.key.sign(&message).to_bytes()),
+        })
+    };
+    let path = format!("/v1/withdrawals/{id}/transaction");
+    let (s, b) = t.post(&path, &proof(&other, id)).await;
+    assert_eq!((s, code(&b)), (401, 1006), "{b}");
+    let (s, b) = t
+        .post(
+            &format!("/v1/withdrawals/{}/transaction", id + 100),
+            &proof(&w, id + 100),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (404, 1004), "{b}");
+    let mut bad = proof(&w, id);
+    bad["destination"] = json!("zz");
+    let (s, b) = t.post(&path, &bad).await;
+    assert_eq!((s, code(&b)), (400, 1001), "{b}");
+    // A router without a co-signer hands out nothing, and the withdrawal stays pending.
+    let (s, b) = t.post(&path, &proof(&w, id)).await;
+    assert_eq!((s, code(&b)), (503, 1008), "{b}");
+    let (_, list) = t
+        .get(&format!("/v1/accounts/{}/withdrawals", w.hex()))
+        .await;
+    assert_eq!(list[0]["status"], "pending", "{list}");
+    t.api.shutdown().await.unwrap();
+}

@@ -1,0 +1,474 @@
+//! Withdrawals end to end on the devnet composition started in-process: a signed request over
+//! REST holds the funds; the operator's co-signed transaction, obtained with an ownership proof
+//! and checked by the SDK before the owner signs, lands and the router confirms it (ledger,
+//! store and chain agree); a co-signed transaction left to expire fails and releases the funds;
+//! reconciliation differences halt co-signing; the exit hatch (request, then execution after the
+//! delay) done on-chain alone is followed by the ledger; a withdraw the router never co-signed
+//! raises an alert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::arithmetic_side_effects)]
+
+use anchor_lang::AccountDeserialize;
+use kestrel::encoding::WithdrawRequest;
+use kestrel::state::UserAccount;
+use kestrel_node::devnet::DEPOSITED;
+use kestrel_node::{Devnet, DevnetConfig};
+use kestrel_relayer::reconcile::{LedgerError, OffchainLedger};
+use kestrel_sdk::withdrawal::{self, ExpectedWithdrawal, WithdrawalTxError};
+use kestrel_sdk::Deployment;
+use serde_json::{json, Value};
+use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+/// Generous: a co-signed transaction takes 150 blocks to expire.
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Polls `check` until it yields a value, failing after [`TIMEOUT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Rest {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Rest {
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The router's (available, frozen) of `owner` in `asset`.
+    async fn balance(&self, owner: &Pubkey, asset: u8) -> (u64, u64) {
+        let rows = self
+            .get(&format!("/v1/accounts/{}/balances", hex::encode(owner)))
+            .await;
+        rows.as_array()
+            .and_then(|rows| rows.iter().find(|row| row["asset"] == u64::from(asset)))
+            .map_or((0, 0), |row| {
+                (
+                    row["available"].as_u64().unwrap(),
+                    row["frozen"].as_u64().unwrap(),
+                )
+            })
+    }
+
+    /// The withdrawal `id` of `owner` as the store has it.
+    async fn withdrawal(&self, owner: &Pubkey, id: u64) -> Option<Value> {
+        let rows = self
+            .get(&format!("/v1/accounts/{}/withdrawals", hex::encode(owner)))
+            .await;
+        rows.as_array()?.iter().find(|w| w["id"] == id).cloned()
+    }
+
+    /// Waits until withdrawal `id` of `owner` is in `status`.
+    async fn wait_status(&self, owner: &Pubkey, id: u64, status: &str) -> Value {
+        eventually(&format!("withdrawal {id} {status}"), || async {
+            self.withdrawal(owner, id)
+                .await
+                .filter(|w| w["status"] == status)
+        })
+        .await
+    }
+
+    /// Requests a co-signed withdrawal; returns its id once the store shows it pending.
+    async fn request(
+        &self,
+        d: &Deployment,
+        owner: &Keypair,
+        asset: u8,
+        amount: u64,
+        nonce: u64,
+    ) -> u64 {
+        let request = WithdrawRequest {
+            exchange: d.exchange,
+            owner: owner.pubkey(),
+            mint: d.mint(asset).unwrap(),
+            amount,
+            nonce,
+            expiry: 0,
+        };
+        let bytes = request.encode();
+        let body = json!({
+            "message": hex::encode(bytes),
+            "signature": hex::encode(owner.sign_message(&bytes)),
+        });
+        let (status, answer) = self.post("/v1/withdrawals", &body).await;
+        assert_eq!(status, 200, "{answer}");
+        let id = answer["withdrawal_id"].as_u64().unwrap();
+        self.wait_status(&owner.pubkey(), id, "pending").await;
+        id
+    }
+}
+
+/// Expected on-chain balances and credited deposits from fixed maps (reconciliation input).
+struct Fixed {
+    balances: HashMap<(Pubkey, u8), u64>,
+    deposits: HashMap<(Pubkey, u8), u64>,
+}
+
+impl OffchainLedger for Fixed {
+    async fn expected_balances(&self) -> Result<HashMap<(Pubkey, u8), u64>, LedgerError> {
+        Ok(self.balances.clone())
+    }
+
+    async fn credited_deposits(&self) -> Result<HashMap<(Pubkey, u8), u64>, LedgerError> {
+        Ok(self.deposits.clone())
+    }
+}
+
+async fn user(rpc: &RpcClient, d: &Deployment, owner: &Pubkey) -> UserAccount {
+    let account = rpc.get_account(&d.user_address(owner)).await.unwrap();
+    UserAccount::try_deserialize(&mut account.data.as_slice()).unwrap()
+}
+
+async fn tokens(rpc: &RpcClient, account: &Pubkey) -> u64 {
+    rpc.get_token_account_balance(account)
+        .await
+        .unwrap()
+        .amount
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    // Shorter slots: a co-signed transaction expires after 150 blocks.
+    let net = Devnet::start(DevnetConfig {
+        slot_interval: Duration::from_millis(50),
+        ..DevnetConfig::ephemeral(dir.path())
+    })
+    .await
+    .unwrap();
+    let rest = Rest {
+        base: net.http_url(),
+        http: reqwest::Client::new(),
+    };
+    let rpc = RpcClient::new(net.rpc_url());
+    let d = net.deployment().clone();
+    let operator = net.operator().pubkey();
+    let [alice, bob] = net.wallets() else {
+        panic!("two demo wallets")
+    };
+    let (a, b) = (alice.keypair.pubkey(), bob.keypair.pubkey());
+    for owner in [a, b] {
+        for asset in [0, 1] {
+            eventually("the bootstrap deposits", || async {
+                (rest.balance(&owner, asset).await == (DEPOSITED, 0)).then_some(())
+            })
+            .await;
+        }
+    }
+
+    // 1. A co-signed withdrawal of quote.
+    let amount = 3_000_000;
+    let destination = alice.token_accounts[1];
+    let id = rest.request(&d, &alice.keypair, 1, amount, 1).await;
+    assert_eq!(rest.balance(&a, 1).await, (DEPOSITED - amount, amount));
+    let tx_path = format!("/v1/withdrawals/{id}/transaction");
+
+    // Proofs that do not come from the owner, and a destination that is not hers, are refused.
+    let (status, e) = rest
+        .post(
+            &tx_path,
+            &withdrawal::transaction_request(&d.exchange, &bob.keypair, id, &destination),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{e}"
+    );
+    let mut forged = withdrawal::transaction_request(&d.exchange, &bob.keypair, id, &destination);
+    forged["owner"] = json!(hex::encode(a));
+    let (status, e) = rest.post(&tx_path, &forged).await;
+    assert_eq!(status, 401, "{e}");
+    let bobs_account = bob.token_accounts[1];
+    let (status, e) = rest
+        .post(
+            &tx_path,
+            &withdrawal::transaction_request(&d.exchange, &alice.keypair, id, &bobs_account),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
+    rest.wait_status(&a, id, "pending").await;
+
+    // The owner's proof gets the co-signed transaction, once.
+    let proof = withdrawal::transaction_request(&d.exchange, &alice.keypair, id, &destination);
+    let (status, cosigned) = rest.post(&tx_path, &proof).await;
+    assert_eq!(status, 200, "{cosigned}");
+    let (status, e) = rest.post(&tx_path, &proof).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (409, Some("withdrawal_not_pending")),
+        "{e}"
+    );
+    let broadcasting = rest.wait_status(&a, id, "broadcasting").await;
+    assert_eq!(
+        broadcasting["tx"], cosigned["cosignature"],
+        "{broadcasting}"
+    );
+    assert_eq!(
+        broadcasting["last_valid_block_height"], cosigned["last_valid_block_height"],
+        "{broadcasting}"
+    );
+
+    // The SDK refuses to sign anything but the withdrawal asked for.
+    let transaction = cosigned["transaction"].as_str().unwrap();
+    let expected = ExpectedWithdrawal {
+        asset: 1,
+        amount,
+        destination,
+        operator,
+    };
+    for wrong in [
+        ExpectedWithdrawal {
+            amount: amount - 1,
+            ..expected
+        },
+        ExpectedWithdrawal {
+            destination: bobs_account,
+            ..expected
+        },
+        ExpectedWithdrawal {
+            asset: 0,
+            ..expected
+        },
+    ] {
+        assert!(matches!(
+            withdrawal::sign_cosigned(transaction, &d, &alice.keypair, &wrong),
+            Err(WithdrawalTxError::Mismatch(_))
+        ));
+    }
+    assert!(matches!(
+        withdrawal::sign_cosigned(transaction, &d, &bob.keypair, &expected),
+        Err(WithdrawalTxError::Mismatch(_))
+    ));
+    assert_eq!(
+        withdrawal::sign_cosigned(
+            transaction,
+            &d,
+            &alice.keypair,
+            &ExpectedWithdrawal {
+                operator: b,
+                ..expected
+            }
+        ),
+        Err(WithdrawalTxError::Mismatch(
+            "program, accounts, amount, destination or fee payer differ"
+        ))
+    );
+
+    let before = tokens(&rpc, &destination).await;
+    let signed = withdrawal::sign_cosigned(transaction, &d, &alice.keypair, &expected).unwrap();
+    let landed = rpc.send_and_confirm_transaction(&signed).await.unwrap();
+    assert_eq!(tokens(&rpc, &destination).await, before + amount);
+    let confirmed = rest.wait_status(&a, id, "confirmed").await;
+    assert_eq!(confirmed["tx"], json!(hex::encode(landed)), "{confirmed}");
+    assert_eq!(rest.balance(&a, 1).await, (DEPOSITED - amount, 0));
+    assert_eq!(
+        user(&rpc, &d, &a).await.balances[1].available,
+        DEPOSITED - amount
+    );
+
+    // 2. A co-signed transaction never sent expires: Failed, funds released.
+    let second = 1_000_000;
+    let id2 = rest.request(&d, &alice.keypair, 1, second, 2).await;
+    let proof = withdrawal::transaction_request(&d.exchange, &alice.keypair, id2, &destination);
+    let (status, stale) = rest
+        .post(&format!("/v1/withdrawals/{id2}/transaction"), &proof)
+        .await;
+    assert_eq!(status, 200, "{stale}");
+    rest.wait_status(&a, id2, "failed").await;
+    assert_eq!(rest.balance(&a, 1).await, (DEPOSITED - amount, 0));
+    assert_eq!(net.bridge().withdrawals_expired(), 1);
+    let late = withdrawal::sign_cosigned(
+        stale["transaction"].as_str().unwrap(),
+        &d,
+        &alice.keypair,
+        &ExpectedWithdrawal {
+            amount: second,
+            ..expected
+        },
+    )
+    .unwrap();
+    assert!(rpc.send_and_confirm_transaction(&late).await.is_err());
+    assert_eq!(
+        user(&rpc, &d, &a).await.balances[1].available,
+        DEPOSITED - amount
+    );
+
+    // 3. Reconciliation differences halt co-signing until a clean run.
+    let id3 = rest.request(&d, &alice.keypair, 1, second, 3).await;
+    let mut books = HashMap::new();
+    for owner in [a, b] {
+        for asset in [0u8, 1] {
+            let (available, frozen) = rest.balance(&owner, asset).await;
+            books.insert((owner, asset), available + frozen);
+        }
+    }
+    let deposits: HashMap<(Pubkey, u8), u64> = net
+        .api()
+        .store()
+        .credited_deposits()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|((owner, asset), total)| ((Pubkey::new_from_array(owner), asset), total))
+        .collect();
+    let mut wrong = books.clone();
+    *wrong.get_mut(&(b, 0)).unwrap() += 1;
+    let reconciler = net.reconciler();
+    assert!(!reconciler
+        .run(
+            &rpc,
+            &d,
+            &Fixed {
+                balances: wrong,
+                deposits: deposits.clone(),
+            },
+        )
+        .await
+        .unwrap()
+        .is_clean());
+    let proof = withdrawal::transaction_request(&d.exchange, &alice.keypair, id3, &destination);
+    let path3 = format!("/v1/withdrawals/{id3}/transaction");
+    let (status, e) = rest.post(&path3, &proof).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (503, Some("withdrawals_halted")),
+        "{e}"
+    );
+    assert!(reconciler
+        .run(
+            &rpc,
+            &d,
+            &Fixed {
+                balances: books,
+                deposits,
+            },
+        )
+        .await
+        .unwrap()
+        .is_clean());
+    let (status, e) = rest.post(&path3, &proof).await;
+    assert_eq!(status, 200, "{e}");
+
+    // 4. The exit hatch, on-chain alone: the request is held, the execution paid out.
+    let exit = 5_000_000;
+    let request = d.request_withdrawal(&b, 0, exit);
+    let requested = kestrel_sdk::chain::send(&rpc, &[request], &bob.keypair, &[])
+        .await
+        .unwrap();
+    eventually("the exit request held", || async {
+        (rest.balance(&b, 0).await == (DEPOSITED - exit, exit)).then_some(())
+    })
+    .await;
+    let rows = rest
+        .get(&format!("/v1/accounts/{}/withdrawals", hex::encode(b)))
+        .await;
+    let held = rows[0].clone();
+    assert_eq!(
+        (
+            held["kind"].as_str(),
+            held["status"].as_str(),
+            held["amount"].as_u64()
+        ),
+        (Some("exit_hatch"), Some("pending"), Some(exit)),
+        "{held}"
+    );
+    assert_eq!(held["tx"], json!(hex::encode(requested)), "{held}");
+    let ready = user(&rpc, &d, &b).await.balances[0].withdrawal_ready_slot;
+    eventually("the withdrawal delay", || async {
+        (rpc.get_slot().await.unwrap() > ready).then_some(())
+    })
+    .await;
+    let base_account = bob.token_accounts[0];
+    let before = tokens(&rpc, &base_account).await;
+    let execute = d.execute_withdrawal(&b, 0, &base_account).unwrap();
+    kestrel_sdk::chain::send(&rpc, &[execute], &bob.keypair, &[])
+        .await
+        .unwrap();
+    assert_eq!(tokens(&rpc, &base_account).await, before + exit);
+    let id4 = held["id"].as_u64().unwrap();
+    rest.wait_status(&b, id4, "confirmed").await;
+    assert_eq!(rest.balance(&b, 0).await, (DEPOSITED - exit, 0));
+    let on_chain = user(&rpc, &d, &b).await.balances[0];
+    assert_eq!(
+        (on_chain.available, on_chain.pending_withdrawal),
+        (DEPOSITED - exit, 0)
+    );
+
+    // Ledger and chain agree for both wallets (Alice's third withdrawal is still held off-chain,
+    // available on-chain), and nothing unexpected was seen.
+    for owner in [a, b] {
+        let chain_user = user(&rpc, &d, &owner).await;
+        for asset in [0u8, 1] {
+            let (available, frozen) = rest.balance(&owner, asset).await;
+            let on_chain = chain_user.balances[usize::from(asset)];
+            assert_eq!(
+                on_chain.available + on_chain.pending_withdrawal,
+                available + frozen,
+                "{owner} asset {asset}"
+            );
+        }
+    }
+    assert_eq!(net.bridge().withdrawal_alerts(), 0);
+
+    // 5. A withdraw the router never co-signed (only a leaked operator key makes one) is an
+    // alert, raised once, and moves nothing in the ledger.
+    let ledger_before = rest.balance(&a, 1).await;
+    let rogue = d.withdraw(&a, &operator, 1, &destination, 1).unwrap();
+    kestrel_sdk::chain::send(&rpc, &[rogue], &alice.keypair, &[net.operator()])
+        .await
+        .unwrap();
+    eventually("the alert", || async {
+        (net.bridge().withdrawal_alerts() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(rest.balance(&a, 1).await, ledger_before);
+    net.shutdown().await.unwrap();
+}
