@@ -16,7 +16,11 @@
 //!
 //! Nothing here panics: every fallible step returns [`Error`].
 
+#![warn(missing_docs)]
+
 pub mod admin;
+pub mod backoff;
+pub mod book;
 pub mod chain;
 pub mod deployment;
 pub mod nonce;
@@ -24,6 +28,7 @@ pub mod order;
 pub mod rest;
 pub mod settle;
 pub mod signer;
+pub mod ws;
 
 /// The signed message types and their canonical encodings.
 pub mod protocol {

@@ -91,7 +91,7 @@ pub fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.bytes().all(|c| c.is_ascii_hexdigit()) || !text.len().is_multiple_of(2) {
         return None;
     }
