@@ -394,3 +394,39 @@ async fn cancel_on_disconnect_cancels_the_makers_orders() {
     .await;
     assert_eq!(armed, WsEvent::CancelOnDisconnect { armed: true });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_gives_up_after_the_configured_attempts_and_refusals_are_fatal() {
+    // Nothing listens on the port: every attempt fails, then the client stops.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/v1/ws", listener.local_addr().unwrap());
+    drop(listener);
+    let mut config = WsConfig::new(url);
+    config.reconnect.initial = Duration::from_millis(10);
+    config.max_reconnect_attempts = Some(2);
+    let (_client, mut events) = WsClient::connect(config).unwrap();
+    let mut disconnects = 0;
+    loop {
+        match next(&mut events).await {
+            WsEvent::Disconnected { .. } => disconnects += 1,
+            WsEvent::Closed(error) => {
+                assert_eq!(error, Some(Error::GaveUp(2)));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(disconnects, 2);
+
+    // A market the router does not have is refused for good, not retried.
+    let r = Router::start().await;
+    let config = WsConfig::new(r.ws_url()).subscribe(Channel::Book(7));
+    let (_client, mut events) = WsClient::connect(config).unwrap();
+    match next(&mut events).await {
+        WsEvent::Closed(Some(Error::Api(e))) => assert_eq!(e.error, "unknown_market"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Private channels need a wallet.
+    let config = WsConfig::new(r.ws_url()).subscribe(Channel::Fills);
+    assert!(matches!(WsClient::connect(config), Err(Error::Config(_))));
+}

@@ -83,13 +83,8 @@ pub enum Error {
     /// The configuration cannot work (e.g. a private channel without authentication).
     #[error("invalid configuration: {0}")]
     Config(&'static str),
-    /// The connection failed or broke.
-    #[error("transport: {0}")]
-    Transport(String),
-    /// The server sent something the protocol does not allow at that point.
-    #[error("protocol: {0}")]
-    Protocol(String),
-    /// The router refused a request.
+    /// The router refused a request, or refused the connection's authentication or
+    /// subscription for a reason retrying cannot cure.
     #[error("{0}")]
     Api(ApiError),
     /// The connection was lost before the router answered: the request's outcome is unknown

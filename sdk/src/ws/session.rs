@@ -156,10 +156,7 @@ impl Runner {
                 json!({"op": "auth", "owner": hex(owner.as_ref()), "signature": hex(&signature)}),
             )
             .await?;
-            match self.expect(socket, "authenticated").await {
-                Err(End::Fatal(Error::Api(e))) if e.code != 1006 => return Err(lost(e)),
-                other => other?,
-            };
+            self.expect(socket, "authenticated").await?;
             if auth.cancel_on_disconnect {
                 let bytes = cancel_all_bytes(&auth, u64::MAX);
                 let signature = auth.signer.sign_message(&bytes);
@@ -196,7 +193,7 @@ impl Runner {
         .await
     }
 
-    /// Reads until a message of `kind`; an API error is fatal, anything else is skipped.
+    /// Reads until a message of `kind`, skipping others; an API error ends the connection.
     async fn expect(&mut self, socket: &mut Socket, kind: &str) -> Result<Value, End> {
         loop {
             let message = self.receive(socket).await?;
@@ -204,7 +201,7 @@ impl Runner {
                 return Ok(message);
             }
             if message["type"] == "error" {
-                return Err(End::Fatal(Error::Api(api_error(&message))));
+                return Err(refused(api_error(&message)));
             }
         }
     }
@@ -395,6 +392,20 @@ fn decode(message: Message) -> Result<Option<Value>, End> {
             frame.map(|f| f.reason.to_string()).unwrap_or_default()
         ))),
         _ => Ok(None),
+    }
+}
+
+/// The router's codes for refusals that may pass on another try: rate limited, too many
+/// connections, unavailable, internal error.
+const TRANSIENT: [u16; 4] = [1003, 1007, 1008, 1009];
+
+/// How a refusal during the handshake ends the connection: transient ones are retried, the
+/// rest (bad authentication, unknown channel or market) stop the client.
+fn refused(error: ApiError) -> End {
+    if TRANSIENT.contains(&error.code) {
+        lost(error)
+    } else {
+        End::Fatal(Error::Api(error))
     }
 }
 
