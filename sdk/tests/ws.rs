@@ -155,6 +155,12 @@ async fn a_maker_follows_its_book_and_fills_and_places_over_the_socket() {
     assert_eq!(book.best_ask().map(|l| l.price_ticks), Some(1_500));
     assert_eq!(book.best_bid(), None);
 
+    // A channel added on the way starts with its snapshot.
+    client.subscribe(&[Channel::Book(1)]).await.unwrap();
+    let (snapshot, _) = until(&mut events, |e| matches!(e, WsEvent::Snapshot(_))).await;
+    assert!(matches!(snapshot, WsEvent::Snapshot(s) if s.market == 1 && s.asks.is_empty()));
+    client.unsubscribe(&[Channel::Book(1)]).await.unwrap();
+
     // A refused order is the API's typed error; a cancel over the socket empties the book.
     match client.place(&ask(&r.maker, 1_500, 10, 1)).await {
         Err(Error::Api(e)) => assert_eq!((e.code, e.error.as_str()), (106, "nonce_reused")),

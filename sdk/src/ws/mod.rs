@@ -6,7 +6,8 @@
 //! - authenticates with the router's signed challenge when [`WsConfig::auth`] is set, so the
 //!   private channels (orders, fills, balances, deposits, withdrawals, settlement) can be read;
 //! - optionally arms the router's cancel-on-disconnect with a pre-signed cancel-all;
-//! - subscribes to [`WsConfig::channels`] and, after a reconnect, resubscribes with the last
+//! - subscribes to [`WsConfig::channels`] (plus those added later with
+//!   [`WsClient::subscribe`]) and, after a reconnect, resubscribes with the last
 //!   complete feed position so the router replays exactly what was missed: no gap and no
 //!   duplicate. When the router can no longer resume it says so and the client reports
 //!   [`WsEvent::Resync`], followed by fresh book snapshots;
@@ -240,6 +241,8 @@ enum Command {
         reply: oneshot::Sender<Result<serde_json::Value, Error>>,
     },
     Resnapshot(u32),
+    Subscribe(Vec<Channel>),
+    Unsubscribe(Vec<Channel>),
     Close,
 }
 
@@ -325,6 +328,26 @@ impl WsClient {
     pub async fn resnapshot(&self, market: u32) -> Result<(), Error> {
         self.commands
             .send(Command::Resnapshot(market))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Adds channels, now and on every later connection. A new book channel starts with a
+    /// snapshot; other new channels start with the next item.
+    pub async fn subscribe(&self, channels: &[Channel]) -> Result<(), Error> {
+        if self.auth.is_none() && channels.iter().any(Channel::is_private) {
+            return Err(Error::Config("private channels need auth"));
+        }
+        self.commands
+            .send(Command::Subscribe(channels.to_vec()))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Removes channels, now and on every later connection.
+    pub async fn unsubscribe(&self, channels: &[Channel]) -> Result<(), Error> {
+        self.commands
+            .send(Command::Unsubscribe(channels.to_vec()))
             .await
             .map_err(|_| Error::Stopped)
     }

@@ -113,6 +113,8 @@ impl Runner {
                         let _ = reply.send(Err(Error::Disconnected));
                     }
                     Some(Command::Resnapshot(_)) => {}
+                    Some(Command::Subscribe(channels)) => self.add(channels),
+                    Some(Command::Unsubscribe(channels)) => self.remove(&channels),
                     Some(Command::Close) | None => return false,
                 },
             }
@@ -293,8 +295,34 @@ impl Runner {
                 self.send(socket, json!({"op": "subscribe", "channels": [channel]}))
                     .await
             }
+            Some(Command::Subscribe(channels)) => {
+                let names: Vec<String> = channels.iter().map(Channel::name).collect();
+                self.add(channels);
+                self.send(socket, json!({"op": "subscribe", "channels": names}))
+                    .await
+            }
+            Some(Command::Unsubscribe(channels)) => {
+                let names: Vec<String> = channels.iter().map(Channel::name).collect();
+                self.remove(&channels);
+                self.send(socket, json!({"op": "unsubscribe", "channels": names}))
+                    .await
+            }
             Some(Command::Close) | None => Err(End::Stopped),
         }
+    }
+
+    /// Adds channels to those subscribed on every connection.
+    fn add(&mut self, channels: Vec<Channel>) {
+        for channel in channels {
+            if !self.config.channels.contains(&channel) {
+                self.config.channels.push(channel);
+            }
+        }
+    }
+
+    /// Removes channels from those subscribed on every connection.
+    fn remove(&mut self, channels: &[Channel]) {
+        self.config.channels.retain(|c| !channels.contains(c));
     }
 
     async fn on_message(&mut self, message: Value) -> Result<(), End> {
