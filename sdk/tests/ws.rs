@@ -13,7 +13,7 @@ mod support;
 use kestrel_sdk::backoff::Backoff;
 use kestrel_sdk::book::L2Book;
 use kestrel_sdk::rest::{hex, RestClient};
-use kestrel_sdk::ws::{Channel, Data, Error, Update, WsClient, WsConfig, WsEvent};
+use kestrel_sdk::ws::{Channel, Data, Error, OrderUpdate, Update, WsClient, WsConfig, WsEvent};
 use kestrel_sdk::OrderBuilder;
 use solana_sdk::signature::{Keypair, Signer};
 use std::sync::Arc;
@@ -30,6 +30,7 @@ fn config(url: String, wallet: &Keypair, cancel_on_disconnect: bool) -> WsConfig
         .subscribe(Channel::Candles(0, "1m"))
         .subscribe(Channel::Fills)
         .subscribe(Channel::Orders)
+        .subscribe(Channel::Balances)
         .auth(
             Arc::new(wallet.insecure_clone()),
             exchange(),
@@ -123,7 +124,14 @@ async fn a_maker_follows_its_book_and_fills_and_places_over_the_socket() {
 
     let mut fill = None;
     let mut trade = None;
-    while fill.is_none() || trade.is_none() || book.best_ask().map(|l| l.size_lots) != Some(6) {
+    let mut accepted = None;
+    let mut balances = Vec::new();
+    while fill.is_none()
+        || trade.is_none()
+        || accepted.is_none()
+        || !balances.contains(&(1, "fill_receive".to_owned()))
+        || book.best_ask().map(|l| l.size_lots) != Some(6)
+    {
         let WsEvent::Update(update) = next_update(&mut events).await else {
             unreachable!()
         };
@@ -133,9 +141,17 @@ async fn a_maker_follows_its_book_and_fills_and_places_over_the_socket() {
             }
             Data::Fill(f) => fill = Some(f),
             Data::Trade(t) => trade = Some(t),
-            _ => {}
+            Data::Order(OrderUpdate::OrderAccepted {
+                order_id, nonce, ..
+            }) => accepted = Some((order_id, nonce)),
+            Data::Balance(b) => balances.push((b.asset, b.business)),
+            Data::Candle(_) | Data::Order(_) => {}
+            other => panic!("unexpected {other:?}"),
         }
     }
+    assert_eq!(accepted, Some((placed["order_id"].as_u64().unwrap(), 1)));
+    // The ask held base; the fill paid quote in.
+    assert_eq!(balances.first(), Some(&(0, "order_hold".to_owned())));
     let fill = fill.unwrap();
     assert_eq!(
         (

@@ -40,9 +40,11 @@
 //! ```
 
 mod cursor;
+mod private;
 mod session;
 mod types;
 
+pub use private::{BalanceUpdate, DepositUpdate, OrderUpdate, SettlementUpdate, WithdrawalUpdate};
 pub use types::{
     ApiError, BookDelta, BookSnapshot, Candle, Channel, Data, Fill, Level, Position, Trade, Update,
     CANDLE_INTERVALS,

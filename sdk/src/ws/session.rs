@@ -383,7 +383,11 @@ impl Runner {
             Channel::Trades(_) => serde_json::from_value(data).map(Data::Trade),
             Channel::Candles(..) => serde_json::from_value(data).map(Data::Candle),
             Channel::Fills => serde_json::from_value(data).map(Data::Fill),
-            _ => Ok(Data::Private(data)),
+            Channel::Orders => Ok(private(data, Data::Order)),
+            Channel::Balances => Ok(private(data, Data::Balance)),
+            Channel::Deposits => Ok(private(data, Data::Deposit)),
+            Channel::Withdrawals => Ok(private(data, Data::Withdrawal)),
+            Channel::Settlement => Ok(private(data, Data::Settlement)),
         };
         match data {
             Ok(data) => {
@@ -420,6 +424,14 @@ fn decode(message: Message) -> Result<Option<Value>, End> {
             frame.map(|f| f.reason.to_string()).unwrap_or_default()
         ))),
         _ => Ok(None),
+    }
+}
+
+/// A private update as `typed`, or as JSON when it is of a kind this SDK does not know.
+fn private<T: serde::de::DeserializeOwned>(data: Value, typed: fn(T) -> Data) -> Data {
+    match serde_json::from_value(data.clone()) {
+        Ok(update) => typed(update),
+        Err(_) => Data::Private(data),
     }
 }
 

@@ -1,6 +1,9 @@
 //! What the router's WebSocket feed carries, as typed values (docs/protocol.md, "WebSocket").
 //! Unknown fields are ignored, so additive API changes do not break the SDK.
 
+use super::private::{
+    BalanceUpdate, DepositUpdate, OrderUpdate, SettlementUpdate, WithdrawalUpdate,
+};
 use serde::{Deserialize, Serialize};
 
 /// Where an item sits in the router's global event order: the command's sequence number and
@@ -240,8 +243,18 @@ pub enum Data {
     Candle(Candle),
     /// A fill of the wallet (`fills`).
     Fill(Fill),
-    /// Another private update (orders, balances, deposits, withdrawals, settlement): the
-    /// router's event as JSON, its `type` field naming it.
+    /// An order of the wallet changed (`orders`).
+    Order(OrderUpdate),
+    /// A balance of the wallet changed (`balances`).
+    Balance(BalanceUpdate),
+    /// A deposit was credited (`deposits`).
+    Deposit(DepositUpdate),
+    /// A withdrawal changed state (`withdrawals`).
+    Withdrawal(WithdrawalUpdate),
+    /// A fill's settlement changed state (`settlement`).
+    Settlement(SettlementUpdate),
+    /// A private update of a kind this SDK does not know: the router's event as JSON, its
+    /// `type` field naming it.
     Private(serde_json::Value),
 }
 
