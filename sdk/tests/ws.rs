@@ -313,8 +313,9 @@ async fn a_silent_connection_is_declared_dead_and_replaced() {
     let mut config = config(format!("ws://{}/v1/ws", proxy.addr()), &r.maker, false);
     config.heartbeat_interval = Duration::from_millis(100);
     config.heartbeat_timeout = Duration::from_secs(1);
-    let (_client, mut events) = WsClient::connect(config).unwrap();
+    let (client, mut events) = WsClient::connect(config).unwrap();
     until(&mut events, is_connected).await;
+    until(&mut events, |e| matches!(e, WsEvent::Snapshot(_))).await;
     // The peers stay connected but no byte passes: only the heartbeat can tell.
     proxy.freeze(true);
     let (lost, _) = until(&mut events, |e| matches!(e, WsEvent::Disconnected { .. })).await;
@@ -322,6 +323,9 @@ async fn a_silent_connection_is_declared_dead_and_replaced() {
         unreachable!()
     };
     assert_eq!(reason, "heartbeat timeout");
+    // A snapshot asked for while disconnected comes once connected again (a resumed feed
+    // sends none of its own).
+    client.resnapshot(0).await.unwrap();
     proxy.freeze(false);
     let (connected, _) = until(&mut events, is_connected).await;
     assert!(matches!(
@@ -331,6 +335,8 @@ async fn a_silent_connection_is_declared_dead_and_replaced() {
             resumed: true
         }
     ));
+    let (snapshot, _) = until(&mut events, |e| matches!(e, WsEvent::Snapshot(_))).await;
+    assert!(matches!(snapshot, WsEvent::Snapshot(s) if s.market == 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

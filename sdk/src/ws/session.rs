@@ -43,6 +43,8 @@ struct Runner {
     pending: HashMap<u64, Reply>,
     next_id: u64,
     sessions: u64,
+    /// Snapshots asked for while disconnected, requested once connected again.
+    snapshots_due: Vec<u32>,
 }
 
 /// Runs connections until the client stops.
@@ -59,6 +61,7 @@ pub(super) async fn run(
         pending: HashMap::new(),
         next_id: 0,
         sessions: 0,
+        snapshots_due: Vec::new(),
     };
     let mut failures: u32 = 0;
     let error = loop {
@@ -112,7 +115,7 @@ impl Runner {
                     Some(Command::Request { reply, .. }) => {
                         let _ = reply.send(Err(Error::Disconnected));
                     }
-                    Some(Command::Resnapshot(_)) => {}
+                    Some(Command::Resnapshot(market)) => self.snapshots_due.push(market),
                     Some(Command::Subscribe(channels)) => self.add(channels),
                     Some(Command::Unsubscribe(channels)) => self.remove(&channels),
                     Some(Command::Close) | None => return false,
@@ -237,6 +240,14 @@ impl Runner {
     async fn feed(&mut self, socket: &mut Socket) -> End {
         let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
         let mut deadline = later(self.config.heartbeat_timeout);
+        for market in std::mem::take(&mut self.snapshots_due) {
+            if let Err(end) = self
+                .on_command(socket, Some(Command::Resnapshot(market)))
+                .await
+            {
+                return established(end);
+            }
+        }
         let ended = loop {
             let step = tokio::select! {
                 biased;
@@ -260,13 +271,7 @@ impl Runner {
                 break end;
             }
         };
-        match ended {
-            End::Lost { reason, .. } => End::Lost {
-                reason,
-                established: true,
-            },
-            other => other,
-        }
+        established(ended)
     }
 
     async fn on_command(
@@ -405,6 +410,17 @@ impl Runner {
 
     async fn undecodable(&self, reason: String) -> Result<(), End> {
         self.emit(WsEvent::Undecodable { reason }).await
+    }
+}
+
+/// A connection that got as far as subscribing ended this way.
+fn established(end: End) -> End {
+    match end {
+        End::Lost { reason, .. } => End::Lost {
+            reason,
+            established: true,
+        },
+        other => other,
     }
 }
 
