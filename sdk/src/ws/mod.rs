@@ -297,6 +297,10 @@ impl WsClient {
     }
 
     /// Places a signed order; the router's result (`seq`, `order_id`, `events`) once durable.
+    ///
+    /// The answer travels behind the feed items that precede it, so awaiting it from the loop
+    /// that reads the events only works while [`WsConfig::event_buffer`] can hold what arrives
+    /// meanwhile; a busy caller sends from another task.
     pub async fn place(&self, order: &SignedOrder) -> Result<serde_json::Value, Error> {
         self.request("place", &order.bytes(), &order.signature)
             .await
