@@ -1,7 +1,11 @@
 //! Chain helpers through solana-client's nonblocking `RpcClient`: send a transaction and wait
-//! for it, create an SPL mint, open a funded token account. Used to stand up deployments and
-//! demo wallets (the devnet, tests) and by clients that deposit and withdraw.
+//! for it, create an SPL mint, open a funded token account, and a wallet's own transactions
+//! with the exchange (open the user account, deposit, withdraw with the operator's
+//! co-signature, the two steps of the exit without the operator, and the on-chain cancel
+//! floor). Used to stand up deployments and demo wallets (the devnet, tests) and by clients
+//! that deposit and withdraw.
 
+use crate::Deployment;
 use solana_client::client_error::ClientError;
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::instruction::Instruction;
@@ -19,6 +23,9 @@ pub enum ChainError {
     /// An SPL Token instruction could not be built.
     #[error("token instruction: {0}")]
     Token(String),
+    /// A Kestrel instruction could not be built (e.g. an asset the deployment does not have).
+    #[error("instruction: {0}")]
+    Instruction(#[from] crate::Error),
 }
 
 impl From<ClientError> for ChainError {
@@ -116,4 +123,86 @@ pub async fn funded_token_account(
     ];
     send(rpc, &instructions, owner, &[&account, authority]).await?;
     Ok(account.pubkey())
+}
+
+/// Opens `owner`'s user account on the exchange (`owner` signs and pays rent).
+pub async fn create_user(
+    rpc: &RpcClient,
+    deployment: &Deployment,
+    owner: &Keypair,
+) -> Result<Signature, ChainError> {
+    send(rpc, &[deployment.create_user(&owner.pubkey())], owner, &[]).await
+}
+
+/// Deposits `amount` atoms of asset `asset` from `owner`'s token account `source` into the
+/// exchange (the user account must exist; see [`create_user`]).
+pub async fn deposit(
+    rpc: &RpcClient,
+    deployment: &Deployment,
+    owner: &Keypair,
+    asset: u8,
+    source: &Pubkey,
+    amount: u64,
+) -> Result<Signature, ChainError> {
+    let ix = deployment.deposit(&owner.pubkey(), asset, source, amount)?;
+    send(rpc, &[ix], owner, &[]).await
+}
+
+/// Withdraws `amount` atoms of asset `asset` at once to the token account `destination`: the
+/// owner pays and signs, the exchange's operator co-signs.
+pub async fn withdraw(
+    rpc: &RpcClient,
+    deployment: &Deployment,
+    owner: &Keypair,
+    operator: &Keypair,
+    asset: u8,
+    destination: &Pubkey,
+    amount: u64,
+) -> Result<Signature, ChainError> {
+    let ix = deployment.withdraw(
+        &owner.pubkey(),
+        &operator.pubkey(),
+        asset,
+        destination,
+        amount,
+    )?;
+    send(rpc, &[ix], owner, &[operator]).await
+}
+
+/// First step of the exit without the operator: sets `amount` atoms of asset `asset` aside;
+/// [`execute_withdrawal`] pays them out once the exchange's delay has passed.
+pub async fn request_withdrawal(
+    rpc: &RpcClient,
+    deployment: &Deployment,
+    owner: &Keypair,
+    asset: u8,
+    amount: u64,
+) -> Result<Signature, ChainError> {
+    let ix = deployment.request_withdrawal(&owner.pubkey(), asset, amount);
+    send(rpc, &[ix], owner, &[]).await
+}
+
+/// Second step of the exit without the operator: pays the requested amount of asset `asset`
+/// to `destination`. Refused by the program until the delay has passed.
+pub async fn execute_withdrawal(
+    rpc: &RpcClient,
+    deployment: &Deployment,
+    owner: &Keypair,
+    asset: u8,
+    destination: &Pubkey,
+) -> Result<Signature, ChainError> {
+    let ix = deployment.execute_withdrawal(&owner.pubkey(), asset, destination)?;
+    send(rpc, &[ix], owner, &[]).await
+}
+
+/// Kills, on-chain, every order of `owner` with a nonce below `nonce_floor`: no settlement
+/// can fill them any more, whatever the operator does.
+pub async fn cancel_up_to(
+    rpc: &RpcClient,
+    deployment: &Deployment,
+    owner: &Keypair,
+    nonce_floor: u64,
+) -> Result<Signature, ChainError> {
+    let ix = deployment.cancel_up_to(&owner.pubkey(), nonce_floor);
+    send(rpc, &[ix], owner, &[]).await
 }

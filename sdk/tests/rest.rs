@@ -1,5 +1,6 @@
 //! The REST client against the real router API, in-process on loopback (as the router's own API
-//! tests start it): place, fill, cancel, cancel-all, replace, and a typed API error.
+//! tests start it): place, fill, cancel, cancel-all, replace, a typed API error, and a place
+//! whose response is lost on the way back.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,83 +8,18 @@
     clippy::arithmetic_side_effects
 )]
 
-use kestrel_router::api::{self, Api, ApiConfig};
-use kestrel_router::market::MarketSpec;
-use kestrel_router::model::Command;
-use kestrel_router::state::Rules;
-use kestrel_sdk::rest::{Error, RestClient};
+mod support;
+
+use kestrel_router::api;
+use kestrel_sdk::backoff::Backoff;
+use kestrel_sdk::rest::{Error, RestClient, RetryPolicy};
 use kestrel_sdk::OrderBuilder;
 use serde_json::{json, Value};
-use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use std::future::Future;
 use std::time::Duration;
-
-const BASE: u8 = 0;
-const QUOTE: u8 = 1;
-
-fn exchange() -> Pubkey {
-    Pubkey::new_from_array([9; 32])
-}
-
-fn mint(asset: u8) -> Pubkey {
-    Pubkey::new_from_array([asset + 1; 32])
-}
-
-fn spec(index: u32) -> MarketSpec {
-    MarketSpec {
-        index,
-        base_asset: BASE,
-        quote_asset: QUOTE,
-        base_lot_size: 1_000,
-        tick_size: 10,
-        min_size_lots: 1,
-        max_size_lots: 1_000_000,
-        min_price_ticks: 1,
-        max_price_ticks: 1_000_000,
-        maker_fee_bps: 2,
-        taker_fee_bps: 5,
-        max_orders: 4_096,
-    }
-}
-
-fn config(dir: &std::path::Path) -> ApiConfig {
-    let limits = api::limits::LimitsConfig {
-        per_ip_per_sec: 100_000,
-        per_ip_burst: 100_000,
-        per_key_per_sec: 100_000,
-        per_key_burst: 100_000,
-        ..Default::default()
-    };
-    let rules = Rules {
-        exchange: exchange(),
-        assets: vec![mint(BASE), mint(QUOTE)],
-        markets: vec![spec(0), spec(1)],
-        max_expiry_horizon_secs: 86_400 * 365,
-        expiry_margin_secs: 30,
-        max_open_orders: 64,
-    };
-    ApiConfig {
-        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-        limits,
-        ..ApiConfig::embedded(rules, dir, "127.0.0.1:0".parse().unwrap())
-    }
-}
-
-async fn deposit(api: &Api, owner: &Keypair, asset: u8, amount: u64, tx: u8) {
-    let ack = api
-        .sequencer()
-        .submit(Command::DepositObserved {
-            owner: owner.pubkey().to_bytes(),
-            asset,
-            amount,
-            tx: [tx; 64],
-            ix_index: 0,
-        })
-        .await
-        .unwrap();
-    assert!(!ack.events.is_empty());
-}
+use support::proxy::Proxy;
+use support::{config, deposit, exchange, Router, BASE, QUOTE};
 
 /// Polls a read until `done` holds (the SQL projection trails durability by a few ms).
 async fn eventually<F, Fut>(read: F, done: impl Fn(&Value) -> bool) -> Value
@@ -247,4 +183,79 @@ async fn the_client_trades_cancels_replaces_and_reports_api_errors() {
     let nowhere = RestClient::new("http://127.0.0.1:1", exchange());
     assert!(matches!(nowhere.markets().await, Err(Error::Http(_))));
     drop(dir);
+}
+
+#[test]
+fn only_transport_failures_5xx_and_429_are_retryable() {
+    let api = |status| Error::Api {
+        status,
+        code: 0,
+        error: String::new(),
+        message: String::new(),
+    };
+    assert!(api(503).is_retryable() && api(500).is_retryable() && api(429).is_retryable());
+    assert!(!api(409).is_retryable() && !api(400).is_retryable());
+    assert!(!Error::Decode(String::new()).is_retryable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_place_whose_response_is_lost_is_retried_without_a_second_order() {
+    let r = Router::start().await;
+    let proxy = Proxy::start(r.api.local_addr()).await;
+    let retry = RetryPolicy {
+        backoff: Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+            ..Backoff::default()
+        },
+        max_retries: 8,
+    };
+    let client = RestClient::new(format!("http://{}", proxy.addr()), exchange()).with_retry(retry);
+    let direct = RestClient::new(r.http_url(), exchange());
+    let maker = r.maker.pubkey();
+
+    // A resting order with a client id: the router takes it, the answer never comes back.
+    proxy.drop_response_to(b"POST /v1/orders");
+    let ask = OrderBuilder::limit(0)
+        .sell()
+        .price(1_700)
+        .size(3)
+        .client_id(5)
+        .sign(exchange(), &r.maker, 1)
+        .unwrap();
+    let ack = client.place(&ask).await.unwrap();
+    assert!(ack.recovered);
+    let open = direct.open_orders(&maker).await.unwrap();
+    assert_eq!(open.as_array().map(Vec::len), Some(1), "{open}");
+    assert_eq!(open[0]["order_id"].as_u64(), ack.order_id);
+
+    // An order without a client id that filled completely is found through its fill.
+    let resting = OrderBuilder::limit(0)
+        .sell()
+        .price(1_500)
+        .size(3)
+        .sign(exchange(), &r.maker, 2)
+        .unwrap();
+    direct.place(&resting).await.unwrap();
+    proxy.drop_response_to(b"POST /v1/orders");
+    let bid = OrderBuilder::limit(0)
+        .buy()
+        .price(1_500)
+        .size(3)
+        .sign(exchange(), &r.taker, 1)
+        .unwrap();
+    let ack = client.place(&bid).await.unwrap();
+    assert!(ack.recovered);
+    let fills = direct.fills(&r.taker.pubkey()).await.unwrap();
+    assert_eq!(fills.as_array().map(Vec::len), Some(1), "{fills}");
+    assert_eq!(fills[0]["taker_order_id"].as_u64(), ack.order_id);
+
+    // Sending a used nonce again on a first try is still the API's refusal.
+    assert!(matches!(
+        client.place(&ask).await,
+        Err(Error::Api { code: 106, .. })
+    ));
+    // A server that is gone: the retries are spent, then the transport error.
+    drop(proxy);
+    assert!(matches!(client.book(0).await, Err(Error::Http(_))));
 }

@@ -7,6 +7,12 @@
 //! transport failure, the API's typed refusal (`{"code", "error", "message"}`), or a body
 //! that does not decode.
 //!
+//! Reads, places and cancel-alls are retried ([`RetryPolicy`]) after transport failures and
+//! 5xx/429 answers. A place is safe to send again because its signed nonce names one order
+//! for ever: when a retry hears `nonce_reused`, the client looks the order up and, if it is
+//! the one with the same signature, answers as if the lost response had arrived
+//! ([`Ack::recovered`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), kestrel_sdk::rest::Error> {
 //! use kestrel_sdk::rest::RestClient;
@@ -14,6 +20,10 @@
 //! let book = client.book(0).await?;
 //! # let _ = book; Ok(()) }
 //! ```
+
+mod retry;
+
+pub use retry::RetryPolicy;
 
 use crate::order::SignedOrder;
 use crate::protocol::{Cancel, CancelAll, CancelSide, ALL_MARKETS};
@@ -58,6 +68,11 @@ pub struct Ack {
     /// The events the command produced (accepted, fills, cancels, ...).
     #[serde(default)]
     pub events: Vec<serde_json::Value>,
+    /// True when the response was lost and this acknowledgement was rebuilt from the order
+    /// the router stored: `seq` is then the order's creating sequence, `timestamp_ms` is 0
+    /// and `events` is empty.
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,7 +106,7 @@ pub fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.bytes().all(|c| c.is_ascii_hexdigit()) || !text.len().is_multiple_of(2) {
         return None;
     }
@@ -110,6 +125,7 @@ pub struct RestClient {
     http: reqwest::Client,
     base: String,
     exchange: Pubkey,
+    retry: RetryPolicy,
 }
 
 impl RestClient {
@@ -131,7 +147,14 @@ impl RestClient {
             http,
             base,
             exchange,
+            retry: RetryPolicy::default(),
         }
+    }
+
+    /// The same client with another retry policy ([`RetryPolicy::none`] to never retry).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> RestClient {
+        self.retry = retry;
+        self
     }
 
     /// A client whose exchange is read from the API (`GET /v1/markets`).
@@ -183,8 +206,11 @@ impl RestClient {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await?;
-        Self::answer(response).await
+        self.retrying(|| async {
+            let response = self.http.get(format!("{}{path}", self.base)).send().await?;
+            Self::answer(response).await
+        })
+        .await
     }
 
     async fn post<T: serde::de::DeserializeOwned>(
@@ -211,13 +237,11 @@ impl RestClient {
         self.get(&format!("/v1/markets/{market}/book")).await
     }
 
-    /// `POST /v1/orders`: places a signed order.
+    /// `POST /v1/orders`: places a signed order, retried per the [`RetryPolicy`]; a retry
+    /// that finds the order already placed returns its [`Ack::recovered`] acknowledgement.
+    /// Give orders a client id so that even a fully filled or unmatched one is found.
     pub async fn place(&self, order: &SignedOrder) -> Result<Ack, Error> {
-        self.post(
-            "/v1/orders",
-            &SignedBody::new(&order.bytes(), &order.signature),
-        )
-        .await
+        self.place_retrying(order).await
     }
 
     fn cancel_body(&self, signer: &impl OrderSigner, market: u32, order_nonce: u64) -> SignedBody {
@@ -232,7 +256,8 @@ impl RestClient {
         SignedBody::new(&bytes, &signer.sign_message(&bytes))
     }
 
-    /// `POST /v1/cancel`: cancels `signer`'s order `order_nonce` on `market`.
+    /// `POST /v1/cancel`: cancels `signer`'s order `order_nonce` on `market` (not retried: a
+    /// second try after a lost answer would report the order as no longer open).
     pub async fn cancel(
         &self,
         signer: &impl OrderSigner,
@@ -244,7 +269,7 @@ impl RestClient {
     }
 
     /// `POST /v1/cancel-all`: cancels every order of `signer`, on every market and both sides,
-    /// with a nonce up to `up_to_nonce`.
+    /// with a nonce up to `up_to_nonce`. Retried: cancelling twice changes nothing.
     pub async fn cancel_all(
         &self,
         signer: &impl OrderSigner,
@@ -259,15 +284,12 @@ impl RestClient {
             expiry: 0,
         };
         let bytes = cancel.encode();
-        self.post(
-            "/v1/cancel-all",
-            &SignedBody::new(&bytes, &signer.sign_message(&bytes)),
-        )
-        .await
+        let body = SignedBody::new(&bytes, &signer.sign_message(&bytes));
+        self.retrying(|| self.post("/v1/cancel-all", &body)).await
     }
 
     /// `POST /v1/replace`: cancels `signer`'s order `old_nonce` (on the new order's market) and
-    /// places `order`, atomically.
+    /// places `order`, atomically (not retried).
     pub async fn replace(
         &self,
         signer: &impl OrderSigner,
