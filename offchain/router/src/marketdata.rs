@@ -8,6 +8,7 @@
 //! wallets — serialised once and fanned out to every connection through one broadcast channel.
 
 use crate::model::{Event, Owner, Seq, Sequenced, SettlementStatus};
+use crate::state::State;
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -354,6 +355,49 @@ impl MarketData {
         // Sent under the lock, so attach() sees either the ring with these items or the
         // receiver with them, never neither.
         let _ = self.tx.send(items.into());
+    }
+
+    /// Starts the projection from a router snapshot instead of from the first event: each
+    /// market's book becomes the snapshot's book, with the engine's sequence as its book
+    /// sequence (every later delta has a higher one), and the feed position becomes the end of
+    /// command `state.last_seq()`. Earlier feed items are not available, so a client resuming
+    /// from before it is told to start again from snapshots, never shown a gap. Recent trades
+    /// and candles start empty (the SQL store keeps the history).
+    pub fn seed(&self, state: &State) {
+        let mut inner = self.lock();
+        for (market, m) in inner.markets.iter_mut() {
+            let Some(engine) = state.engine(*market) else {
+                continue;
+            };
+            let levels = |side| {
+                engine
+                    .levels(side)
+                    .map(|l| {
+                        (
+                            l.price.0,
+                            Level {
+                                price_ticks: l.price.0,
+                                size_lots: l.size.0,
+                                orders: l.orders,
+                            },
+                        )
+                    })
+                    .collect()
+            };
+            *m = MarketState {
+                market_seq: engine.last_seq(),
+                bids: levels(kestrel_matcher::Side::Buy),
+                asks: levels(kestrel_matcher::Side::Sell),
+                ..MarketState::default()
+            };
+        }
+        let position = Position {
+            seq: state.last_seq(),
+            index: u32::MAX,
+        };
+        inner.last = position;
+        inner.evicted = Some(position);
+        inner.ring.clear();
     }
 
     /// A receiver of every future batch of items.

@@ -16,6 +16,7 @@ mod rest;
 pub mod ws;
 
 use crate::marketdata::{MarketData, MarketDataConfig};
+use crate::recovery::Recovery;
 use crate::sequencer::{self, Handle};
 use crate::state::Rules;
 use crate::store::{spawn_projector, ProjectorConfig, Store, StoreError};
@@ -66,6 +67,7 @@ impl ApiConfig {
             sequencer: sequencer::Config {
                 journal: kestrel_matcher::journal::JournalConfig::new(dir.join("journal")),
                 tick_interval: Duration::from_millis(200),
+                snapshots: crate::snapshot::SnapshotConfig::default(),
             },
             database_url: format!("sqlite://{}?mode=rwc", dir.join("store.db").display()),
             projector: ProjectorConfig::default(),
@@ -172,8 +174,17 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     let md_task = market_data.spawn(md_rx);
     let rules = config.rules.clone();
     let seq_config = config.sequencer.clone();
+    // A snapshot is usable only if the SQL store already holds every event up to it (the
+    // cursor's own command may be partly projected, so strictly before it); the in-memory
+    // market data starts from the snapshot's books.
+    let projected = store.cursor().await?;
+    let seed = market_data.clone();
+    let recovery = Recovery {
+        max_snapshot_seq: projected.seq.saturating_sub(1),
+        on_snapshot: Some(Box::new(move |state| seed.seed(state))),
+    };
     let started = tokio::task::spawn_blocking(move || {
-        sequencer::start(rules, seq_config, vec![md_tx, store_tx])
+        sequencer::start_with(rules, seq_config, vec![md_tx, store_tx], recovery)
     })
     .await
     .map_err(|_| StartError::Task)??;

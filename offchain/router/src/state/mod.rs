@@ -8,6 +8,9 @@
 mod book;
 mod funds;
 mod orders;
+mod snapshot;
+
+pub use snapshot::{rules_digest, StateSnapshotError};
 
 use crate::ledger::Ledger;
 use crate::market::MarketSpec;
