@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod codec;
+pub mod decimal;
 pub mod ledger;
 pub mod market;
 pub mod marketdata;

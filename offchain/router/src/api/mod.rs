@@ -15,6 +15,7 @@ pub mod openapi;
 mod rest;
 pub mod ws;
 
+use crate::decimal::Decimals;
 use crate::marketdata::{MarketData, MarketDataConfig};
 use crate::recovery::Recovery;
 use crate::sequencer::{self, Handle};
@@ -40,6 +41,9 @@ pub struct ApiConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Exchange, assets, markets and order rules.
     pub rules: Rules,
+    /// Decimals of each asset's mint, by asset index, for the decimal fields of the API's
+    /// output (an asset without an entry is shown in atoms: 0 decimals).
+    pub asset_decimals: Vec<u8>,
     /// Journal and tick settings of the sequencer.
     pub sequencer: sequencer::Config,
     /// SQL store URL (`sqlite://...?mode=rwc` or `postgres://...`).
@@ -64,6 +68,7 @@ impl ApiConfig {
             listen,
             metrics_listen: None,
             rules,
+            asset_decimals: Vec::new(),
             sequencer: sequencer::Config {
                 journal: kestrel_matcher::journal::JournalConfig::new(dir.join("journal")),
                 tick_interval: Duration::from_millis(200),
@@ -117,6 +122,8 @@ pub enum ShutdownError {
 pub struct Shared {
     /// Exchange, assets and markets.
     pub rules: Rules,
+    /// Decimal views of prices, sizes and amounts.
+    pub decimals: Decimals,
     /// Signature verification.
     pub pool: VerifyPool,
     /// The sequencer.
@@ -154,10 +161,12 @@ pub struct Api {
 pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     let metrics = Metrics::new()?;
     let store = Store::connect(&config.database_url).await?;
+    let decimals = Decimals::new(&config.rules, &config.asset_decimals);
     let market_data = MarketData::new(
         config.market_data,
         config.rules.markets.iter().map(|m| m.index),
     );
+    market_data.set_decimals(decimals.clone());
     let (md_tx, md_rx) = mpsc::unbounded_channel();
     let (store_tx, mut store_rx) = mpsc::unbounded_channel::<Arc<[crate::model::Sequenced]>>();
     let (events_tx, events_rx) = mpsc::channel(config.projector.max_batch.max(1));
@@ -199,6 +208,7 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     spawn_sweeper(limits.clone(), shutdown_rx.clone());
     let shared = Arc::new(Shared {
         rules: config.rules.clone(),
+        decimals,
         pool,
         sequencer: handle.clone(),
         store: store.clone(),
