@@ -278,8 +278,15 @@ async fn candles(State(shared): AppState, P(market): P<u32>, Q(q): Q<CandleQuery
     Ok(to_json(&shared.decimals, &candles))
 }
 
+/// A command's result with the decimal fields added to its events.
+fn command_result(shared: &Shared, mut result: serde_json::Value) -> Json<serde_json::Value> {
+    shared.decimals.annotate(&mut result);
+    Json(result)
+}
+
 async fn signed(shared: &Shared, kind: Kind, body: &SignedBody) -> ApiResult {
-    intake::submit(shared, kind, body).await.map(Json)
+    let result = intake::submit(shared, kind, body).await?;
+    Ok(command_result(shared, result))
 }
 
 async fn place(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {
@@ -291,7 +298,8 @@ async fn cancel(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -
 }
 
 async fn replace(State(shared): AppState, JsonBody(body): JsonBody<ReplaceBody>) -> ApiResult {
-    intake::submit_replace(&shared, &body).await.map(Json)
+    let result = intake::submit_replace(&shared, &body).await?;
+    Ok(command_result(&shared, result))
 }
 
 async fn cancel_all(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {

@@ -50,11 +50,23 @@ async fn rest_outputs_carry_exact_decimal_strings() {
     assert_eq!(markets["assets"][1]["decimals"].as_u64(), Some(6));
 
     let (mut maker, mut taker) = funded(&t).await;
+    let (status, placed) = t
+        .post("/v1/orders", &maker.order(Side::Sell, 1_550, 3))
+        .await;
+    assert_eq!(status, 200);
+    // The command result's events carry them too.
+    let accepted = placed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "order_accepted")
+        .unwrap();
     assert_eq!(
-        t.post("/v1/orders", &maker.order(Side::Sell, 1_550, 3))
-            .await
-            .0,
-        200
+        (
+            accepted["price_ticks_decimal"].as_str(),
+            accepted["size_lots_decimal"].as_str()
+        ),
+        (Some("15.5"), Some("0.003"))
     );
     let book = t
         .eventually("/v1/markets/0/book", |b| {
