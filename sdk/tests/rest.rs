@@ -115,7 +115,7 @@ async fn the_client_trades_cancels_replaces_and_reports_api_errors() {
     client.place(&ask).await.unwrap();
     eventually(
         || client.book(0),
-        |b| b["asks"] == json!([{"price_ticks": 1700, "size_lots": 4, "orders": 1}]),
+        |b| b["asks"] == json!([{"price_ticks": 1700, "price_ticks_decimal": "17", "size_lots": 4, "size_lots_decimal": "4000", "orders": 1}]),
     )
     .await;
     let cancelled = client.cancel(&maker, 0, 2).await.unwrap();
@@ -148,7 +148,7 @@ async fn the_client_trades_cancels_replaces_and_reports_api_errors() {
     assert!(has_event(&replaced.events, "order_replaced"));
     eventually(
         || client.book(0),
-        |b| b["asks"] == json!([{"price_ticks": 1600, "size_lots": 3, "orders": 1}]),
+        |b| b["asks"] == json!([{"price_ticks": 1600, "price_ticks_decimal": "16", "size_lots": 3, "size_lots_decimal": "3000", "orders": 1}]),
     )
     .await;
     eventually(

@@ -152,6 +152,11 @@ pub fn decode(bytes: &[u8]) -> Result<Command, CodecError> {
             }
         }
         CANCEL => Command::Cancel(Cancel::decode(r.take(CANCEL_LEN)?).map_err(|_| CodecError)?),
+        REPLACE => Command::Replace {
+            cancel: Cancel::decode(r.take(CANCEL_LEN)?).map_err(|_| CodecError)?,
+            order: Order::decode(r.take(ORDER_LEN)?).map_err(|_| CodecError)?,
+            signature: r.array()?,
+        },
         CANCEL_ALL => {
             Command::CancelAll(CancelAll::decode(r.take(CANCEL_ALL_LEN)?).map_err(|_| CodecError)?)
         }
@@ -238,5 +243,46 @@ impl<'a> Reader<'a> {
 
     fn u8(&mut self) -> Result<u8, CodecError> {
         Ok(self.array::<1>()?[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anchor_lang::prelude::Pubkey;
+    use kestrel::encoding::{OrderType, SelfTrade, Side};
+
+    #[test]
+    fn a_replace_round_trips() {
+        let owner = Pubkey::new_from_array([3; 32]);
+        let exchange = Pubkey::new_from_array([9; 32]);
+        let command = Command::Replace {
+            cancel: Cancel {
+                exchange,
+                owner,
+                market_index: 1,
+                order_nonce: 7,
+                expiry: 0,
+            },
+            order: Order {
+                exchange,
+                owner,
+                market_index: 1,
+                side: Side::Sell,
+                order_type: OrderType::Limit,
+                self_trade: SelfTrade::CancelMaker,
+                price_ticks: 1_001,
+                size_lots: 5,
+                nonce: 8,
+                expiry: 0,
+                client_order_id: 42,
+            },
+            signature: [5; 64],
+        };
+        let mut bytes = Vec::new();
+        encode(&command, &mut bytes);
+        assert_eq!(decode(&bytes), Ok(command));
+        bytes.pop();
+        assert_eq!(decode(&bytes), Err(CodecError));
     }
 }

@@ -73,6 +73,12 @@ impl Ledger {
         self.balances.iter()
     }
 
+    /// Sets a balance exactly as a state snapshot recorded it (recovery only: no entry is
+    /// recorded, the entries that led to it were published before the snapshot).
+    pub(crate) fn restore(&mut self, owner: Owner, asset: u8, balance: Balance) {
+        self.balances.insert((owner, asset), balance);
+    }
+
     /// Applies a change atomically and records it as an entry in `out`.
     pub fn change(
         &mut self,

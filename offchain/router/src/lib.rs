@@ -8,12 +8,15 @@
 
 pub mod api;
 pub mod codec;
+pub mod decimal;
 pub mod ledger;
 pub mod market;
 pub mod marketdata;
 pub mod model;
+pub mod recovery;
 pub mod reject;
 pub mod sequencer;
+pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod verify;

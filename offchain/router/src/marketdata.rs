@@ -7,7 +7,9 @@
 //! [`Item`]s — a public book delta, trade or candle, or a private update addressed to its
 //! wallets — serialised once and fanned out to every connection through one broadcast channel.
 
+use crate::decimal::Decimals;
 use crate::model::{Event, Owner, Seq, Sequenced, SettlementStatus};
+use crate::state::State;
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -275,6 +277,8 @@ struct Inner {
     last: Position,
     /// Parties of fills whose settlement is not final, for routing settlement updates.
     unsettled: HashMap<(u32, u64), [Owner; 2]>,
+    /// Adds the decimal fields to every item.
+    decimals: Decimals,
 }
 
 /// The market-data projection. Cheap to clone.
@@ -299,6 +303,7 @@ impl MarketData {
                 evicted: None,
                 last: Position::default(),
                 unsettled: HashMap::new(),
+                decimals: Decimals::default(),
             })),
             tx,
         }
@@ -354,6 +359,55 @@ impl MarketData {
         // Sent under the lock, so attach() sees either the ring with these items or the
         // receiver with them, never neither.
         let _ = self.tx.send(items.into());
+    }
+
+    /// Feed items from now on carry decimal fields computed with `decimals` (set before the
+    /// first event is applied).
+    pub fn set_decimals(&self, decimals: Decimals) {
+        self.lock().decimals = decimals;
+    }
+
+    /// Starts the projection from a router snapshot instead of from the first event: each
+    /// market's book becomes the snapshot's book, with the engine's sequence as its book
+    /// sequence (every later delta has a higher one), and the feed position becomes the end of
+    /// command `state.last_seq()`. Earlier feed items are not available, so a client resuming
+    /// from before it is told to start again from snapshots, never shown a gap. Recent trades
+    /// and candles start empty (the SQL store keeps the history).
+    pub fn seed(&self, state: &State) {
+        let mut inner = self.lock();
+        for (market, m) in inner.markets.iter_mut() {
+            let Some(engine) = state.engine(*market) else {
+                continue;
+            };
+            let levels = |side| {
+                engine
+                    .levels(side)
+                    .map(|l| {
+                        (
+                            l.price.0,
+                            Level {
+                                price_ticks: l.price.0,
+                                size_lots: l.size.0,
+                                orders: l.orders,
+                            },
+                        )
+                    })
+                    .collect()
+            };
+            *m = MarketState {
+                market_seq: engine.last_seq(),
+                bids: levels(kestrel_matcher::Side::Buy),
+                asks: levels(kestrel_matcher::Side::Sell),
+                ..MarketState::default()
+            };
+        }
+        let position = Position {
+            seq: state.last_seq(),
+            index: u32::MAX,
+        };
+        inner.last = position;
+        inner.evicted = Some(position);
+        inner.ring.clear();
     }
 
     /// A receiver of every future batch of items.
@@ -433,9 +487,11 @@ impl Inner {
     }
 
     fn on_event(&mut self, position: Position, s: &Sequenced, items: &mut Vec<Item>) {
+        let decimals = &self.decimals;
         let private = |channel, owners: [Owner; 2], items: &mut Vec<Item>| {
             if owners != [[0; 32]; 2] {
                 items.push(item(
+                    decimals,
                     position,
                     s,
                     Topic::Private(channel, owners),
@@ -470,6 +526,7 @@ impl Inner {
                     );
                 }
                 items.push(item(
+                    decimals,
                     position,
                     s,
                     Topic::Book(*market),
@@ -512,10 +569,11 @@ impl Inner {
                     while m.trades.len() > trades_cap {
                         m.trades.pop_front();
                     }
-                    items.push(item(position, s, Topic::Trades(*market), &trade));
+                    items.push(item(decimals, position, s, Topic::Trades(*market), &trade));
                     for interval in Interval::ALL {
                         let candle = m.add_to_candle(&trade, interval, candles_cap);
                         items.push(item(
+                            decimals,
                             position,
                             s,
                             Topic::Candles(*market, interval),
@@ -603,14 +661,20 @@ impl MarketState {
     }
 }
 
-fn item(position: Position, s: &Sequenced, topic: Topic, data: &impl Serialize) -> Item {
+fn item(
+    decimals: &Decimals,
+    position: Position,
+    s: &Sequenced,
+    topic: Topic,
+    data: &impl Serialize,
+) -> Item {
     let text = serde_json::json!({
         "type": "event",
         "channel": topic.channel(),
         "seq": s.seq,
         "index": s.index,
         "timestamp_ms": s.timestamp_ms,
-        "data": data,
+        "data": decimals.json(data),
     })
     .to_string();
     Item {

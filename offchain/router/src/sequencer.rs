@@ -7,8 +7,10 @@
 
 use crate::codec;
 use crate::model::{Command, Event, Seq, Sequenced};
-use crate::state::{Rules, State, StateError};
-use kestrel_matcher::journal::{self, JournalConfig, JournalError, JournalWriter};
+use crate::recovery::{self, sequenced, Recovery, RecoveryError};
+use crate::snapshot::{Schedule, SnapshotConfig};
+use crate::state::{Rules, State};
+use kestrel_matcher::journal::{JournalConfig, JournalError, JournalWriter};
 use kestrel_matcher::Timestamp;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -35,16 +37,10 @@ pub struct Stopped;
 /// Starting the sequencer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The state's rules are invalid.
+    /// The state could not be recovered from its snapshots and journal.
     #[error(transparent)]
-    State(#[from] StateError),
-    /// The journal could not be recovered.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    /// A journal record does not decode as a router command.
-    #[error("journal record {0} is not a router command")]
-    Codec(Seq),
-    /// The thread could not be spawned.
+    Recovery(#[from] RecoveryError),
+    /// A thread could not be spawned.
     #[error("spawning the sequencer thread: {0}")]
     Spawn(std::io::Error),
 }
@@ -78,6 +74,8 @@ pub struct Config {
     pub journal: JournalConfig,
     /// How often expiries are checked (a journaled `Tick`).
     pub tick_interval: Duration,
+    /// When router-state snapshots are taken (they live in the journal directory).
+    pub snapshots: SnapshotConfig,
 }
 
 /// A running sequencer.
@@ -88,6 +86,8 @@ pub struct Sequencer {
     pub thread: JoinHandle<Result<(), JournalError>>,
     /// Commands replayed from the journal at start.
     pub replayed: u64,
+    /// Sequence of the snapshot recovery started from (0: the whole journal was replayed).
+    pub snapshot_seq: Seq,
     /// State digest after replay.
     pub recovered_hash: u64,
 }
@@ -96,34 +96,31 @@ pub struct Sequencer {
 /// delivered again at start; projections skip what they already have by sequence number.
 pub type Subscriber = tmpsc::UnboundedSender<Arc<[Sequenced]>>;
 
-/// Recovers the state from the journal (replaying every record) and starts the sequencer.
+/// Recovers the state (newest usable snapshot + journal tail) and starts the sequencer.
 pub fn start(
     rules: Rules,
     config: Config,
     subscribers: Vec<Subscriber>,
 ) -> Result<Sequencer, StartError> {
-    let mut state = State::new(rules)?;
-    let mut replayed_events = Vec::new();
-    let mut bad_record = None;
-    let mut replayed = 0u64;
-    let (writer, _) =
-        journal::recover_log(
-            config.journal.clone(),
-            |seq, timestamp, bytes| match codec::decode(bytes) {
-                Ok(command) => {
-                    let now_ms = timestamp.0 / 1_000_000;
-                    let events = state.apply(seq, now_ms, &command);
-                    replayed_events.extend(sequenced(seq, now_ms, events));
-                    replayed = replayed.saturating_add(1);
-                }
-                Err(_) => {
-                    bad_record.get_or_insert(seq);
-                }
-            },
-        )?;
-    if let Some(seq) = bad_record {
-        return Err(StartError::Codec(seq));
-    }
+    start_with(rules, config, subscribers, Recovery::default())
+}
+
+/// [`start`] with recovery constrained by what the subscribers already hold.
+pub fn start_with(
+    rules: Rules,
+    config: Config,
+    subscribers: Vec<Subscriber>,
+    recovery: Recovery,
+) -> Result<Sequencer, StartError> {
+    let recovery::Recovered {
+        state,
+        writer,
+        snapshot_seq,
+        replayed,
+        events: replayed_events,
+    } = recovery::recover(rules, config.journal.clone(), recovery)?;
+    let schedule = Schedule::start(config.journal.dir.clone(), config.snapshots, snapshot_seq)
+        .map_err(StartError::Spawn)?;
     let recovered_hash = state.state_hash();
     if !replayed_events.is_empty() {
         let batch: Arc<[Sequenced]> = replayed_events.into();
@@ -134,26 +131,15 @@ pub fn start(
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("kestrel-sequencer".into())
-        .spawn(move || run(state, writer, rx, config, subscribers))
+        .spawn(move || run(state, writer, rx, config, subscribers, schedule))
         .map_err(StartError::Spawn)?;
     Ok(Sequencer {
         handle: Handle { tx },
         thread,
         replayed,
+        snapshot_seq,
         recovered_hash,
     })
-}
-
-fn sequenced(seq: Seq, timestamp_ms: u64, events: Vec<Event>) -> impl Iterator<Item = Sequenced> {
-    events
-        .into_iter()
-        .enumerate()
-        .map(move |(index, event)| Sequenced {
-            seq,
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-            timestamp_ms,
-            event,
-        })
 }
 
 struct Pending {
@@ -180,6 +166,7 @@ fn run(
     rx: mpsc::Receiver<Request>,
     config: Config,
     subscribers: Vec<Subscriber>,
+    mut schedule: Schedule,
 ) -> Result<(), JournalError> {
     let mut pending: Vec<Pending> = Vec::new();
     let mut last_ms = 0u64;
@@ -261,8 +248,10 @@ fn run(
             if !pending.is_empty() {
                 publish(&mut pending, &subscribers);
             }
+            schedule.after_commit(&state, Instant::now());
         }
     }
+    schedule.finish(&state);
     Ok(())
 }
 

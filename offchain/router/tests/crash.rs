@@ -4,7 +4,9 @@
 //!
 //! The child is this same test binary re-run with `KESTREL_CRASH_CHILD` set: it runs the real
 //! sequencer on a journal directory and prints `ack <seq> <events digest>` for each
-//! acknowledgement.
+//! acknowledgement. The variant with snapshots has the child snapshot every few hundred
+//! commands, and checks that snapshot + tail recovery reaches exactly the state of a full
+//! replay after every crash.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,7 +21,9 @@ use kestrel_matcher::journal::{recover_log, JournalConfig};
 use kestrel_router::codec;
 use kestrel_router::market::MarketSpec;
 use kestrel_router::model::{Command, Event};
+use kestrel_router::recovery::{self, Recovery};
 use kestrel_router::sequencer::{self, Config};
+use kestrel_router::snapshot::SnapshotConfig;
 use kestrel_router::state::{Rules, State};
 use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader};
@@ -133,12 +137,21 @@ fn crash_child_entry() {
         .build()
         .unwrap();
     runtime.block_on(async move {
+        let snapshots = if std::env::var("KESTREL_CRASH_SNAPSHOTS").is_ok() {
+            SnapshotConfig {
+                every_commands: 300,
+                ..SnapshotConfig::default()
+            }
+        } else {
+            SnapshotConfig::disabled()
+        };
         let config = Config {
             journal: journal_config(&dir),
             tick_interval: Duration::from_millis(5),
+            snapshots,
         };
         let s = sequencer::start(rules(), config, Vec::new()).unwrap();
-        let start = s.replayed;
+        let start = s.replayed + s.snapshot_seq;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         for (i, command) in commands(seed, start).enumerate().take(20_000) {
             let handle = s.handle.clone();
@@ -161,15 +174,18 @@ fn crash_child_entry() {
     });
 }
 
-/// Replays the journal into a fresh state: events by sequence, and the final state hash.
-fn replay(
-    dir: &str,
-) -> (
+/// Events by sequence, the final state hash, the last sequence, the records, and the
+/// full-state digest.
+type Replay = (
     std::collections::HashMap<u64, String>,
     u64,
     u64,
     Vec<Vec<u8>>,
-) {
+    [u8; 32],
+);
+
+/// Replays the journal into a fresh state.
+fn replay(dir: &str) -> Replay {
     let mut state = State::new(rules()).unwrap();
     let mut digests = std::collections::HashMap::new();
     let mut bodies = Vec::new();
@@ -180,17 +196,37 @@ fn replay(
         bodies.push(body.to_vec());
     })
     .expect("journal recovers");
-    (digests, state.state_hash(), last, bodies)
+    (
+        digests,
+        state.state_hash(),
+        last,
+        bodies,
+        state.snapshot_digest(),
+    )
 }
 
 #[test]
 fn kill_9_loses_no_acknowledged_command() {
-    let dir = tempdir();
+    crash_rounds(false);
+}
+
+#[test]
+fn kill_9_with_snapshots_recovers_the_state_of_a_full_replay() {
+    crash_rounds(true);
+}
+
+fn crash_rounds(snapshots: bool) {
+    let dir = tempdir(snapshots);
+    let mut from_snapshot = 0;
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut acked: Vec<(u64, String)> = Vec::new();
     for round in 0..12u64 {
-        let mut child = Process::new(&exe)
+        let mut child = Process::new(&exe);
+        if snapshots {
+            child.env("KESTREL_CRASH_SNAPSHOTS", "1");
+        }
+        let mut child = child
             .args([
                 "--exact",
                 "crash_child_entry",
@@ -220,7 +256,7 @@ fn kill_9_loses_no_acknowledged_command() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        let (digests, hash, last, bodies) = replay(&dir);
+        let (digests, hash, last, bodies, full) = replay(&dir);
         for (seq, d) in &acked {
             assert!(
                 *seq <= last,
@@ -232,9 +268,24 @@ fn kill_9_loses_no_acknowledged_command() {
                 "round {round}: replay of {seq} differs from its ack"
             );
         }
-        let (_, again, last_again, bodies_again) = replay(&dir);
+        let (_, again, last_again, bodies_again, _) = replay(&dir);
         assert_eq!((again, last_again), (hash, last), "recovery is repeatable");
         assert_eq!(bodies, bodies_again);
+        if snapshots {
+            let r = recovery::recover(rules(), journal_config(&dir), Recovery::default())
+                .expect("snapshot recovery");
+            assert_eq!(r.snapshot_seq + r.replayed, last);
+            assert_eq!(r.state.last_seq(), last);
+            assert_eq!(r.state.state_hash(), hash, "round {round}: snapshot + tail");
+            assert_eq!(r.state.snapshot_digest(), full, "round {round}: full state");
+            drop(r.writer);
+            if r.snapshot_seq > 0 {
+                from_snapshot += 1;
+            }
+        }
+    }
+    if snapshots {
+        assert!(from_snapshot > 0, "no round recovered from a snapshot");
     }
     assert!(
         acked.len() > 100,
@@ -243,8 +294,11 @@ fn kill_9_loses_no_acknowledged_command() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn tempdir() -> String {
-    let dir = std::env::temp_dir().join(format!("kestrel-router-crash-{}", std::process::id()));
+fn tempdir(snapshots: bool) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "kestrel-router-crash-{}-{snapshots}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir.to_string_lossy().into_owned()
 }

@@ -29,7 +29,7 @@ use crate::snapshot::SnapshotError;
 use crate::types::Timestamp;
 
 pub use format::{RawRecord, Record};
-pub use recover::{read_all, recover, recover_log, Recovered};
+pub use recover::{read_all, recover, recover_log, recover_log_from, Recovered};
 
 /// Journal settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,28 +285,42 @@ impl JournalWriter {
     }
 
     fn prune(&self, snapshot_seq: u64) -> Result<(), JournalError> {
-        let mut segments = Vec::new();
         for entry in fs::read_dir(&self.config.dir)? {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(s) = format::parse_snapshot_name(name) {
-                if s < snapshot_seq {
-                    fs::remove_file(entry.path())?;
-                }
-            } else if let Some(first) = format::parse_segment_name(name) {
-                segments.push((first, entry.path()));
+            if format::parse_snapshot_name(name).is_some_and(|s| s < snapshot_seq) {
+                fs::remove_file(entry.path())?;
             }
         }
-        segments.sort();
-        // A segment is unnecessary when the next one starts at or before snapshot_seq + 1.
-        for pair in segments.windows(2) {
-            if let [(_, path), (next_first, _)] = pair {
-                if *next_first <= snapshot_seq.saturating_add(1) {
-                    fs::remove_file(path)?;
-                }
-            }
-        }
-        sync_dir(&self.config.dir)
+        compact(&self.config.dir, snapshot_seq).map(|_| ())
     }
+}
+
+/// Deletes every segment in `dir` whose records all come at or before `seq` (the next segment
+/// starts at or before `seq + 1`), for a caller holding a durable snapshot taken after `seq`.
+/// The last segment is never deleted, so a concurrent writer is never disturbed. Returns how
+/// many segments were deleted.
+pub fn compact(dir: &Path, seq: u64) -> Result<usize, JournalError> {
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(first) = format::parse_segment_name(name) {
+            segments.push((first, entry.path()));
+        }
+    }
+    segments.sort();
+    let mut removed = 0usize;
+    for pair in segments.windows(2) {
+        if let [(_, path), (next_first, _)] = pair {
+            if *next_first <= seq.saturating_add(1) {
+                fs::remove_file(path)?;
+                removed = removed.saturating_add(1);
+            }
+        }
+    }
+    sync_dir(dir)?;
+    Ok(removed)
 }

@@ -206,11 +206,25 @@ pub fn read_all(dir: &Path) -> Result<Vec<Record>, JournalError> {
 /// The router journals its own commands through this.
 pub fn recover_log(
     config: JournalConfig,
+    visit: impl FnMut(u64, Timestamp, &[u8]),
+) -> Result<(JournalWriter, u64), JournalError> {
+    recover_log_from(config, 1, visit)
+}
+
+/// [`recover_log`] for a caller that already holds the state after command `from_seq - 1`
+/// (its own snapshot): only records from `from_seq` on are visited, and the journal may start
+/// at any sequence up to `from_seq` (segments before it compacted away, see [`compact`]).
+/// Earlier records are still read and checked, so damage anywhere is still detected.
+///
+/// [`compact`]: super::compact
+pub fn recover_log_from(
+    config: JournalConfig,
+    from_seq: u64,
     mut visit: impl FnMut(u64, Timestamp, &[u8]),
 ) -> Result<(JournalWriter, u64), JournalError> {
     fs::create_dir_all(&config.dir)?;
     let listing = list(&config.dir, true)?;
-    let (last_seq, valid_len, torn) = walk(&listing.segments, 1, false, |raw| {
+    let (last_seq, valid_len, torn) = walk(&listing.segments, from_seq.max(1), false, |raw| {
         visit(raw.seq, raw.timestamp, raw.body);
         Ok(())
     })?;

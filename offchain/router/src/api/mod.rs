@@ -16,7 +16,9 @@ mod rest;
 pub mod withdrawals;
 pub mod ws;
 
+use crate::decimal::Decimals;
 use crate::marketdata::{MarketData, MarketDataConfig};
+use crate::recovery::Recovery;
 use crate::sequencer::{self, Handle};
 use crate::state::Rules;
 use crate::store::{spawn_projector, ProjectorConfig, Store, StoreError};
@@ -41,6 +43,9 @@ pub struct ApiConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Exchange, assets, markets and order rules.
     pub rules: Rules,
+    /// Decimals of each asset's mint, by asset index, for the decimal fields of the API's
+    /// output (an asset without an entry is shown in atoms: 0 decimals).
+    pub asset_decimals: Vec<u8>,
     /// Journal and tick settings of the sequencer.
     pub sequencer: sequencer::Config,
     /// SQL store URL (`sqlite://...?mode=rwc` or `postgres://...`).
@@ -68,9 +73,11 @@ impl ApiConfig {
             listen,
             metrics_listen: None,
             rules,
+            asset_decimals: Vec::new(),
             sequencer: sequencer::Config {
                 journal: kestrel_matcher::journal::JournalConfig::new(dir.join("journal")),
                 tick_interval: Duration::from_millis(200),
+                snapshots: crate::snapshot::SnapshotConfig::default(),
             },
             database_url: format!("sqlite://{}?mode=rwc", dir.join("store.db").display()),
             projector: ProjectorConfig::default(),
@@ -121,6 +128,8 @@ pub enum ShutdownError {
 pub struct Shared {
     /// Exchange, assets and markets.
     pub rules: Rules,
+    /// Decimal views of prices, sizes and amounts.
+    pub decimals: Decimals,
     /// Signature verification.
     pub pool: VerifyPool,
     /// The sequencer.
@@ -162,10 +171,12 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     let metrics = Metrics::new()?;
     let api_metrics = metrics.clone();
     let store = Store::connect(&config.database_url).await?;
+    let decimals = Decimals::new(&config.rules, &config.asset_decimals);
     let market_data = MarketData::new(
         config.market_data,
         config.rules.markets.iter().map(|m| m.index),
     );
+    market_data.set_decimals(decimals.clone());
     let (md_tx, md_rx) = mpsc::unbounded_channel();
     let (store_tx, mut store_rx) = mpsc::unbounded_channel::<Arc<[crate::model::Sequenced]>>();
     let (events_tx, events_rx) = mpsc::channel(config.projector.max_batch.max(1));
@@ -182,8 +193,17 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     let md_task = market_data.spawn(md_rx);
     let rules = config.rules.clone();
     let seq_config = config.sequencer.clone();
+    // A snapshot is usable only if the SQL store already holds every event up to it (the
+    // cursor's own command may be partly projected, so strictly before it); the in-memory
+    // market data starts from the snapshot's books.
+    let projected = store.cursor().await?;
+    let seed = market_data.clone();
+    let recovery = Recovery {
+        max_snapshot_seq: projected.seq.saturating_sub(1),
+        on_snapshot: Some(Box::new(move |state| seed.seed(state))),
+    };
     let started = tokio::task::spawn_blocking(move || {
-        sequencer::start(rules, seq_config, vec![md_tx, store_tx])
+        sequencer::start_with(rules, seq_config, vec![md_tx, store_tx], recovery)
     })
     .await
     .map_err(|_| StartError::Task)??;
@@ -198,6 +218,7 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     spawn_sweeper(limits.clone(), shutdown_rx.clone());
     let shared = Arc::new(Shared {
         rules: config.rules.clone(),
+        decimals,
         pool,
         sequencer: handle.clone(),
         store: store.clone(),

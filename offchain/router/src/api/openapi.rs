@@ -114,6 +114,11 @@ fn transaction_post() -> Value {
     }})
 }
 
+/// An exact decimal string beside an integer field (null when not representable).
+fn decimal() -> Value {
+    json!({"type": ["string", "null"], "pattern": "^-?[0-9]+(\\.[0-9]+)?$"})
+}
+
 fn any_object() -> Value {
     json!({"type": "object"})
 }
@@ -141,7 +146,12 @@ pub fn document() -> Value {
             "title": "Kestrel API",
             "version": "1",
             "description": "REST API of the Kestrel router. Signed message layouts: docs/protocol.md. \
-                            WebSocket: /v1/ws (docs/protocol.md, \"WebSocket\").",
+                            WebSocket: /v1/ws (docs/protocol.md, \"WebSocket\"). Prices are integer \
+                            ticks, sizes integer base lots, amounts integer atoms; beside each such \
+                            field of an output is an exact decimal string named `<field>_decimal` \
+                            (price in quote units per base unit, size in base units, amounts in \
+                            units of their mint; null if not representable). Inputs stay in ticks \
+                            and lots: the signed bytes are the order.",
         },
         "paths": {
             "/v1/markets": get("Exchange, assets and markets", vec![], ok("Markets", any_object())),
@@ -246,7 +256,9 @@ pub fn document() -> Value {
                 "type": "object",
                 "properties": {
                     "price_ticks": {"type": "integer"},
+                    "price_ticks_decimal": decimal(),
                     "size_lots": {"type": "integer"},
+                    "size_lots_decimal": decimal(),
                     "orders": {"type": "integer"},
                 },
             },
@@ -254,6 +266,8 @@ pub fn document() -> Value {
                 "order_id": {"type": "integer"}, "market": {"type": "integer"}, "owner": {"type": "string"},
                 "side": {"type": "integer"}, "price_ticks": {"type": "integer"}, "size_lots": {"type": "integer"},
                 "remaining_lots": {"type": "integer"}, "filled_lots": {"type": "integer"},
+                "price_ticks_decimal": decimal(), "size_lots_decimal": decimal(),
+                "remaining_lots_decimal": decimal(), "filled_lots_decimal": decimal(),
                 "status": {"type": "string", "enum": ["open", "filled", "cancelled", "expired", "self_trade", "unmatched"]},
                 "nonce": {"type": "integer"}, "expiry": {"type": "integer"}, "client_order_id": {"type": "integer"},
             }},

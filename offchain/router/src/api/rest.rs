@@ -5,6 +5,7 @@ use super::error::{ApiCode, ApiError};
 use super::intake::{self, Kind, ReplaceBody, SignedBody};
 use super::withdrawals::TransactionRequest;
 use super::{openapi, ws, Shared};
+use crate::decimal::Decimals;
 use crate::marketdata::{hex_wallets, Interval};
 use crate::model::Owner;
 use crate::reject::Reject;
@@ -185,8 +186,9 @@ pub fn parse_owner(text: &str) -> Result<Owner, ApiError> {
         .ok_or_else(|| ApiError::new(ApiCode::InvalidRequest, "owner is not 32 bytes of hex"))
 }
 
-fn to_json(value: &impl Serialize) -> Json<serde_json::Value> {
-    let mut value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+/// A response body: wallet keys as hex, decimal fields added.
+fn to_json(decimals: &Decimals, value: &impl Serialize) -> Json<serde_json::Value> {
+    let mut value = decimals.json(value);
     match &mut value {
         serde_json::Value::Array(items) => items.iter_mut().for_each(hex_wallets),
         other => hex_wallets(other),
@@ -200,13 +202,35 @@ fn unknown_market() -> ApiError {
 
 async fn markets(State(shared): AppState) -> ApiResult {
     let rules = &shared.rules;
+    let decimals = &shared.decimals;
+    let markets: Vec<serde_json::Value> = rules
+        .markets
+        .iter()
+        .map(|spec| {
+            let mut value = serde_json::to_value(spec).unwrap_or_default();
+            let (tick, lot) = decimals.increments(spec.index).unzip();
+            if let serde_json::Value::Object(map) = &mut value {
+                map.insert("tick_size_decimal".into(), tick.into());
+                map.insert("base_lot_size_decimal".into(), lot.into());
+                for (key, asset) in [
+                    ("base_decimals", spec.base_asset),
+                    ("quote_decimals", spec.quote_asset),
+                ] {
+                    let d = decimals.asset_decimals(usize::from(asset));
+                    map.insert(key.into(), d.into());
+                }
+            }
+            value
+        })
+        .collect();
     Ok(Json(serde_json::json!({
         "exchange": hex::encode(rules.exchange.to_bytes()),
         "assets": rules.assets.iter().enumerate().map(|(index, mint)| serde_json::json!({
             "index": index,
             "mint": mint.to_string(),
+            "decimals": decimals.asset_decimals(index),
         })).collect::<Vec<_>>(),
-        "markets": rules.markets,
+        "markets": markets,
     })))
 }
 
@@ -222,7 +246,7 @@ async fn book(State(shared): AppState, P(market): P<u32>, Q(q): Q<DepthQuery>) -
         .market_data
         .book(market, depth)
         .ok_or_else(unknown_market)?;
-    Ok(to_json(&book))
+    Ok(to_json(&shared.decimals, &book))
 }
 
 #[derive(Deserialize)]
@@ -237,7 +261,7 @@ async fn trades(State(shared): AppState, P(market): P<u32>, Q(q): Q<LimitQuery>)
         .market_data
         .trades(market, limit)
         .ok_or_else(unknown_market)?;
-    Ok(to_json(&trades))
+    Ok(to_json(&shared.decimals, &trades))
 }
 
 #[derive(Deserialize)]
@@ -256,11 +280,18 @@ async fn candles(State(shared): AppState, P(market): P<u32>, Q(q): Q<CandleQuery
         .market_data
         .candles(market, interval, limit)
         .ok_or_else(unknown_market)?;
-    Ok(to_json(&candles))
+    Ok(to_json(&shared.decimals, &candles))
+}
+
+/// A command's result with the decimal fields added to its events.
+fn command_result(shared: &Shared, mut result: serde_json::Value) -> Json<serde_json::Value> {
+    shared.decimals.annotate(&mut result);
+    Json(result)
 }
 
 async fn signed(shared: &Shared, kind: Kind, body: &SignedBody) -> ApiResult {
-    intake::submit(shared, kind, body).await.map(Json)
+    let result = intake::submit(shared, kind, body).await?;
+    Ok(command_result(shared, result))
 }
 
 async fn place(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {
@@ -272,7 +303,8 @@ async fn cancel(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -
 }
 
 async fn replace(State(shared): AppState, JsonBody(body): JsonBody<ReplaceBody>) -> ApiResult {
-    intake::submit_replace(&shared, &body).await.map(Json)
+    let result = intake::submit_replace(&shared, &body).await?;
+    Ok(command_result(&shared, result))
 }
 
 async fn cancel_all(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {
@@ -283,13 +315,17 @@ async fn withdraw(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>)
     signed(&shared, Kind::Withdraw, &body).await
 }
 
-fn found<T: Serialize>(row: Option<T>, what: &str) -> ApiResult {
-    row.map(|r| to_json(&r))
+fn found<T: Serialize>(decimals: &Decimals, row: Option<T>, what: &str) -> ApiResult {
+    row.map(|r| to_json(decimals, &r))
         .ok_or_else(|| ApiError::new(ApiCode::NotFound, format!("no such {what}")))
 }
 
 async fn order(State(shared): AppState, P(order_id): P<u64>) -> ApiResult {
-    found(shared.store.order(order_id).await?, "order")
+    found(
+        &shared.decimals,
+        shared.store.order(order_id).await?,
+        "order",
+    )
 }
 
 async fn order_by_client_id(
@@ -298,6 +334,7 @@ async fn order_by_client_id(
 ) -> ApiResult {
     let owner = parse_owner(&owner)?;
     found(
+        &shared.decimals,
         shared
             .store
             .order_by_client_id(&owner, client_order_id)
@@ -308,7 +345,10 @@ async fn order_by_client_id(
 
 async fn open_orders(State(shared): AppState, P(owner): P<String>) -> ApiResult {
     let owner = parse_owner(&owner)?;
-    Ok(to_json(&shared.store.open_orders(&owner).await?))
+    Ok(to_json(
+        &shared.decimals,
+        &shared.store.open_orders(&owner).await?,
+    ))
 }
 
 /// A page of history: newest first, strictly before (`before_seq`, `before_index`).
@@ -336,13 +376,17 @@ impl PageQuery {
 async fn fills(State(shared): AppState, P(owner): P<String>, Q(q): Q<PageQuery>) -> ApiResult {
     let owner = parse_owner(&owner)?;
     Ok(to_json(
+        &shared.decimals,
         &shared.store.fills_of_owner(&owner, q.page()).await?,
     ))
 }
 
 async fn balances(State(shared): AppState, P(owner): P<String>) -> ApiResult {
     let owner = parse_owner(&owner)?;
-    Ok(to_json(&shared.store.balances(&owner).await?))
+    Ok(to_json(
+        &shared.decimals,
+        &shared.store.balances(&owner).await?,
+    ))
 }
 
 async fn ledger(State(shared): AppState, P(owner): P<String>, Q(q): Q<PageQuery>) -> ApiResult {
@@ -351,6 +395,7 @@ async fn ledger(State(shared): AppState, P(owner): P<String>, Q(q): Q<PageQuery>
         .asset
         .ok_or_else(|| ApiError::new(ApiCode::InvalidRequest, "asset is required"))?;
     Ok(to_json(
+        &shared.decimals,
         &shared.store.ledger_history(&owner, asset, q.page()).await?,
     ))
 }
@@ -367,7 +412,10 @@ async fn withdrawal_transaction(
 
 async fn withdrawals(State(shared): AppState, P(owner): P<String>) -> ApiResult {
     let owner = parse_owner(&owner)?;
-    Ok(to_json(&shared.store.withdrawals(&owner).await?))
+    Ok(to_json(
+        &shared.decimals,
+        &shared.store.withdrawals(&owner).await?,
+    ))
 }
 
 async fn deposits(State(shared): AppState, P(tx): P<String>) -> ApiResult {
@@ -387,6 +435,7 @@ async fn deposits(State(shared): AppState, P(tx): P<String>) -> ApiResult {
         "status": "credited",
         "deposits": rows,
     });
+    shared.decimals.annotate(&mut value);
     if let Some(serde_json::Value::Array(items)) = value.get_mut("deposits") {
         items.iter_mut().for_each(hex_wallets);
     }
@@ -394,7 +443,11 @@ async fn deposits(State(shared): AppState, P(tx): P<String>) -> ApiResult {
 }
 
 async fn settlement(State(shared): AppState, P((market, fill_id)): P<(u32, u64)>) -> ApiResult {
-    found(shared.store.settlement(market, fill_id).await?, "fill")
+    found(
+        &shared.decimals,
+        shared.store.settlement(market, fill_id).await?,
+        "fill",
+    )
 }
 
 async fn openapi_document() -> Json<serde_json::Value> {

@@ -487,7 +487,7 @@ impl Connection {
                     && self.out.json(serde_json::json!({
                         "type": "snapshot",
                         "channel": format!("book:{}", book.market),
-                        "data": book,
+                        "data": self.shared.decimals.json(book),
                     }));
             }
         }

@@ -8,7 +8,10 @@
 mod book;
 mod funds;
 mod orders;
+mod snapshot;
 mod withdrawals;
+
+pub use snapshot::{rules_digest, StateSnapshotError};
 
 use crate::ledger::Ledger;
 use crate::market::MarketSpec;

@@ -1,6 +1,7 @@
 //! The API over real HTTP and WebSocket on loopback: order entry, every rejection class,
 //! hostile input, reads from the projections, the OpenAPI document, limits, and the WebSocket
-//! feed (auth, resume, slow consumers, cancel-on-disconnect).
+//! feed (auth, resume, slow consumers, cancel-on-disconnect), and the decimal fields of
+//! every output.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,6 +9,7 @@
     clippy::arithmetic_side_effects
 )]
 
+mod decimals;
 mod rest;
 mod support;
 mod ws;

@@ -170,11 +170,11 @@ async fn resting_order_shows_in_book_and_cancels() {
         .await;
     assert_eq!(
         book["asks"],
-        json!([{"price_ticks": 1600, "size_lots": 5, "orders": 1}])
+        json!([{"price_ticks": 1600, "price_ticks_decimal": "16", "size_lots": 5, "size_lots_decimal": "5000", "orders": 1}])
     );
     assert_eq!(
         book["bids"],
-        json!([{"price_ticks": 1400, "size_lots": 7, "orders": 1}])
+        json!([{"price_ticks": 1400, "price_ticks_decimal": "14", "size_lots": 7, "size_lots_decimal": "7000", "orders": 1}])
     );
     t.eventually(&format!("/v1/accounts/{}/orders", maker.hex()), |b| {
         b.as_array().is_some_and(|a| a.len() == 1)
@@ -574,7 +574,7 @@ async fn metrics_are_served_and_restart_recovers_the_book() {
         .await;
     assert_eq!(
         book["asks"],
-        json!([{"price_ticks": 1550, "size_lots": 3, "orders": 1}])
+        json!([{"price_ticks": 1550, "price_ticks_decimal": "15.5", "size_lots": 3, "size_lots_decimal": "3000", "orders": 1}])
     );
     t.api.shutdown().await.unwrap();
 }
@@ -606,7 +606,7 @@ async fn replace_moves_a_resting_order_to_new_signed_terms() {
         (Some(smaller.nonce), Some(true))
     );
     t.eventually("/v1/markets/0/book", |b| {
-        b["asks"] == json!([{"price_ticks": 1600, "size_lots": 3, "orders": 1}])
+        b["asks"] == json!([{"price_ticks": 1600, "price_ticks_decimal": "16", "size_lots": 3, "size_lots_decimal": "3000", "orders": 1}])
     })
     .await;
     t.eventually(&format!("/v1/orders/{order_id}"), |o| {
