@@ -239,9 +239,8 @@ impl Devnet {
         }
         std::fs::create_dir_all(&router_dir)?;
         // The router mirrors the chain, as `kestrel router` does.
-        let rules = OnChain::load(&rpc, DOMAIN_ID)
-            .await?
-            .rules(&RouterLimits::default());
+        let on_chain = OnChain::load(&rpc, DOMAIN_ID).await?;
+        let rules = on_chain.rules(&RouterLimits::default());
         let operator = Arc::new(admin);
         let reconciler = Arc::new(Reconciler::new());
         let cosigner = OperatorCosigner::new(
@@ -252,6 +251,7 @@ impl Devnet {
         );
         let mut api_config = ApiConfig::embedded(rules, &router_dir, config.http);
         api_config.cosigner = Some(Arc::new(cosigner));
+        api_config.asset_decimals = on_chain.asset_decimals;
         let api = api::start(api_config).await?;
         let fills = Arc::new(AtomicU64::new(0));
         let fill_counter = count_fills(api.market_data().receiver(), fills.clone());

@@ -9,7 +9,9 @@ use kestrel_router::state::Rules;
 use kestrel_sdk::Deployment;
 use solana_client::client_error::ClientError;
 use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_sdk::program_pack::Pack;
 use solana_sdk::pubkey::Pubkey;
+use spl_token_interface::state::Mint;
 
 /// Reading the deployment failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,8 @@ pub struct OnChain {
     pub deployment: Deployment,
     /// The markets, by index.
     pub markets: Vec<Market>,
+    /// Each asset's mint decimals, by asset index (for the API's decimal strings).
+    pub asset_decimals: Vec<u8>,
 }
 
 impl OnChain {
@@ -77,12 +81,16 @@ impl OnChain {
     pub async fn load(rpc: &RpcClient, domain_id: u64) -> Result<OnChain, OnChainError> {
         let address = Deployment::exchange_address(domain_id);
         let exchange: Exchange = account(rpc, address, "exchange").await?;
-        let mints = exchange
+        let mints: Vec<Pubkey> = exchange
             .assets
             .iter()
             .take(usize::from(exchange.num_assets))
             .map(|a| a.mint)
             .collect();
+        let mut asset_decimals = Vec::with_capacity(mints.len());
+        for mint in &mints {
+            asset_decimals.push(mint_decimals(rpc, *mint).await?);
+        }
         let deployment = Deployment::new(domain_id, mints);
         let mut markets = Vec::new();
         for index in 0..exchange.num_markets {
@@ -92,6 +100,7 @@ impl OnChain {
         Ok(OnChain {
             deployment,
             markets,
+            asset_decimals,
         })
     }
 
@@ -141,4 +150,22 @@ async fn account<T: AccountDeserialize>(
         return Err(missing());
     }
     T::try_deserialize(&mut account.data.as_slice()).map_err(|_| missing())
+}
+
+async fn mint_decimals(rpc: &RpcClient, address: Pubkey) -> Result<u8, OnChainError> {
+    let missing = || OnChainError::Account {
+        address,
+        what: "SPL Token mint",
+    };
+    let account = rpc
+        .get_account_with_commitment(&address, rpc.commitment())
+        .await?
+        .value
+        .ok_or_else(missing)?;
+    if account.owner != spl_token_interface::ID {
+        return Err(missing());
+    }
+    Mint::unpack(&account.data)
+        .map(|mint| mint.decimals)
+        .map_err(|_| missing())
 }

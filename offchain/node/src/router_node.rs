@@ -85,6 +85,7 @@ impl RouterNode {
         api_config.database_url = config.database_url.clone();
         api_config.metrics_listen = config.metrics_listen;
         api_config.verify_threads = config.verify_threads.max(1);
+        api_config.asset_decimals = on_chain.asset_decimals.clone();
         let api = api::start(api_config).await?;
         let internal = match InternalServer::start(
             config.internal_listen,

@@ -10,7 +10,7 @@
 
 use anchor_lang::AccountDeserialize;
 use kestrel::state::UserAccount;
-use kestrel_node::devnet::DEPOSITED;
+use kestrel_node::devnet::{DECIMALS, DEPOSITED};
 use kestrel_node::{Devnet, DevnetConfig};
 use kestrel_sdk::OrderBuilder;
 use serde_json::{json, Value};
@@ -115,6 +115,12 @@ async fn deposit_trade_and_settlement_agree_on_chain_and_in_the_router() {
         panic!("two demo wallets")
     };
     let (maker_key, taker_key) = (maker.keypair.pubkey(), taker.keypair.pubkey());
+
+    // The market spec carries the mints' decimals, read from the chain.
+    let markets = rest.get("/v1/markets").await;
+    let market = &markets["markets"][0];
+    assert_eq!(market["base_decimals"], json!(DECIMALS), "{markets}");
+    assert_eq!(market["quote_decimals"], json!(DECIMALS), "{markets}");
 
     // The bootstrap deposits reach the router through the listener.
     for owner in [maker_key, taker_key] {
