@@ -12,6 +12,7 @@ pub mod intake;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+mod outbox;
 mod rest;
 pub mod ws;
 

@@ -8,6 +8,7 @@
     clippy::arithmetic_side_effects
 )]
 
+mod fanout;
 mod rest;
 mod support;
 mod ws;
