@@ -905,18 +905,8 @@ fn run(args: &Args) {
         "raw ed25519 verify_strict: {v1:.0}/s on 1 thread, {vn:.0}/s on {cores} threads (this machine, this process)"
     );
 
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name("server")
-        .enable_all()
-        .build()
-        .unwrap();
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name("client")
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = runtime("server", cores);
+    let client_rt = runtime("client", cores);
     let dir = tempfile::tempdir().unwrap();
     let api = server_rt
         .block_on(api::start(config(dir.path(), args)))
@@ -983,15 +973,19 @@ fn run(args: &Args) {
     println!("shutdown in {:.2} s", started.elapsed().as_secs_f64());
 }
 
+fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The intake child: drives the phases against the server at `addr` from its own process.
 fn load_child(addr: &str, vps: f64, args: &Args) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name("client")
-        .enable_all()
-        .build()
-        .unwrap();
+    let client_rt = runtime("client", cores);
     println!("load generator: in a child process (own runtime, {cores} workers)");
     intake_phases(args, &client_rt, addr, vps);
 }
