@@ -16,9 +16,14 @@
 //! server; signing is the client's cost, not the router's). The mix per client cycle of 10:
 //! 5 resting limit orders around the mid, 2 crossing immediate-or-cancel orders, 3 cancels.
 //!
+//! The intake load generator runs in the server's process on its own runtime, or with
+//! `--client-process` in a child process (the bench re-executes itself), so that client and
+//! server do not share one scheduler; every report line says which.
+//!
 //! Run: `cargo bench -p kestrel-router --bench load` (defaults finish in under a minute);
 //! flags: `--clients N --rate R --secs S --window W --subs S --fanout-orders N
-//! --fanout-rate R --only http-open,http-max,ws-open,ws-max,fanout`.
+//! --fanout-rate R --verify-threads T (0 = inline) --group-window-us U --client-process
+//! --only http-open,http-max,ws-open,ws-max,fanout`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -81,12 +86,17 @@ struct Args {
     subs: usize,
     fanout_orders: usize,
     fanout_rate: u64,
-    verify_threads: usize,
+    /// `None`: the router's default (`ApiConfig::embedded`).
+    verify_threads: Option<usize>,
+    /// Journal group-commit window in µs (`None`: the router's default).
+    group_window_us: Option<u64>,
+    /// Run the intake load generator in a child process.
+    client_process: bool,
     only: Vec<String>,
 }
 
 impl Args {
-    fn parse() -> Args {
+    fn parse(argv: impl IntoIterator<Item = String>) -> Args {
         let mut a = Args {
             clients: 64,
             rate: 20_000,
@@ -95,12 +105,14 @@ impl Args {
             subs: 10_000,
             fanout_orders: 100,
             fanout_rate: 20,
-            verify_threads: 2,
+            verify_threads: None,
+            group_window_us: None,
+            client_process: false,
             only: ["http-open", "http-max", "ws-open", "ws-max", "fanout"]
                 .map(String::from)
                 .to_vec(),
         };
-        let mut it = std::env::args().skip(1);
+        let mut it = argv.into_iter();
         while let Some(flag) = it.next() {
             let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
             match flag.as_str() {
@@ -111,7 +123,9 @@ impl Args {
                 "--subs" => a.subs = value().parse().unwrap(),
                 "--fanout-orders" => a.fanout_orders = value().parse().unwrap(),
                 "--fanout-rate" => a.fanout_rate = value().parse().unwrap(),
-                "--verify-threads" => a.verify_threads = value().parse().unwrap(),
+                "--verify-threads" => a.verify_threads = Some(value().parse().unwrap()),
+                "--group-window-us" => a.group_window_us = Some(value().parse().unwrap()),
+                "--client-process" => a.client_process = true,
                 "--only" => a.only = value().split(',').map(String::from).collect(),
                 "--bench" => {}
                 other => panic!("unknown flag {other}"),
@@ -596,7 +610,9 @@ async fn ws_phase(
     let n = ops.len() as u64;
     let mut conns = Vec::new();
     for _ in 0..ops.len() {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .unwrap();
         conns.push(ws);
     }
     let start = Instant::now() + Duration::from_millis(50);
@@ -707,7 +723,9 @@ fn fanout_child(addr: &str, subs: usize, market: u32) {
             );
             handles.push(tokio::spawn(async move {
                 let permit = gate.acquire_owned().await.unwrap();
-                let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+                let Ok((mut ws, _)) =
+                    tokio_tungstenite::connect_async_with_config(&url, None, true).await
+                else {
                     let _ = ready.send(false).await;
                     return;
                 };
@@ -819,7 +837,15 @@ fn main() {
         fanout_child(&argv[2], argv[3].parse().unwrap(), argv[4].parse().unwrap());
         return;
     }
-    run(&Args::parse());
+    if argv.get(1).map(String::as_str) == Some("--load-child") {
+        load_child(
+            &argv[2],
+            argv[3].parse().unwrap(),
+            &Args::parse(argv[4..].to_vec()),
+        );
+        return;
+    }
+    run(&Args::parse(argv[1..].to_vec()));
 }
 
 fn config(dir: &std::path::Path, args: &Args) -> ApiConfig {
@@ -840,15 +866,19 @@ fn config(dir: &std::path::Path, args: &Args) -> ApiConfig {
         expiry_margin_secs: 30,
         max_open_orders: 100_000,
     };
+    let mut embedded = ApiConfig::embedded(rules, dir, "127.0.0.1:0".parse().unwrap());
+    if let Some(us) = args.group_window_us {
+        embedded.sequencer.journal.group_window = Duration::from_micros(us);
+    }
     ApiConfig {
-        verify_threads: args.verify_threads,
+        verify_threads: args.verify_threads.unwrap_or(embedded.verify_threads),
         limits,
         ws: api::ws::WsConfig {
             ping_interval: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(600),
             ..Default::default()
         },
-        ..ApiConfig::embedded(rules, dir, "127.0.0.1:0".parse().unwrap())
+        ..embedded
     }
 }
 
@@ -875,30 +905,31 @@ fn run(args: &Args) {
         "raw ed25519 verify_strict: {v1:.0}/s on 1 thread, {vn:.0}/s on {cores} threads (this machine, this process)"
     );
 
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name("server")
-        .enable_all()
-        .build()
-        .unwrap();
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .thread_name("client")
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = runtime("server", cores);
+    let client_rt = runtime("client", cores);
     let dir = tempfile::tempdir().unwrap();
     let api = server_rt
         .block_on(api::start(config(dir.path(), args)))
         .unwrap();
     let addr = api.local_addr();
     let base = format!("http://{addr}");
-    let ws_url = format!("ws://{addr}/v1/ws");
+    let server = config(dir.path(), args);
+    println!(
+        "server: {cores} runtime workers, signatures verified {}, group commit window {} µs",
+        match server.verify_threads {
+            0 => "inline on the runtime workers".to_owned(),
+            n => format!("on a pool of {n} threads"),
+        },
+        server.sequencer.journal.group_window.as_micros()
+    );
 
-    let mut wallets: Vec<Wallet> = (0..args.clients).map(Wallet::new).collect();
+    // The intake wallets are rebuilt from the same seeds wherever the load generator runs.
     let mut maker = Wallet::new(9_999_999);
     let sequencer = api.sequencer();
-    let owners: Vec<[u8; 32]> = wallets.iter().chain([&maker]).map(|w| w.owner).collect();
+    let owners: Vec<[u8; 32]> = (0..args.clients)
+        .map(|i| Wallet::new(i).owner)
+        .chain([maker.owner])
+        .collect();
     client_rt.block_on(async {
         let deposits = owners.iter().enumerate().flat_map(|(i, owner)| {
             [BASE, QUOTE].map(|asset| {
@@ -920,6 +951,50 @@ fn run(args: &Args) {
     });
     println!("funded {} wallets", owners.len());
 
+    if args.client_process {
+        // The load generator in its own process: its runtime no longer shares a scheduler
+        // with the server's (both still share the machine's cores).
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--load-child", &addr.to_string(), &vn.to_string()])
+            .args(std::env::args().skip(1))
+            .status()
+            .unwrap();
+        assert!(status.success(), "load child failed: {status}");
+    } else {
+        println!("load generator: in the server's process (own runtime, {cores} workers)");
+        intake_phases(args, &client_rt, &addr.to_string(), vn);
+    }
+    if args.runs("fanout") {
+        fanout(args, &client_rt, &addr.to_string(), &base, &mut maker);
+    }
+    drop(client_rt);
+    let started = Instant::now();
+    server_rt.block_on(api.shutdown()).unwrap();
+    println!("shutdown in {:.2} s", started.elapsed().as_secs_f64());
+}
+
+fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The intake child: drives the phases against the server at `addr` from its own process.
+fn load_child(addr: &str, vps: f64, args: &Args) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let client_rt = runtime("client", cores);
+    println!("load generator: in a child process (own runtime, {cores} workers)");
+    intake_phases(args, &client_rt, addr, vps);
+}
+
+/// The intake phases `args` selects, from wallets `0..clients` (funded by the server side).
+fn intake_phases(args: &Args, client_rt: &tokio::runtime::Runtime, addr: &str, vn: f64) {
+    let base = format!("http://{addr}");
+    let ws_url = format!("ws://{addr}/v1/ws");
+    let mut wallets: Vec<Wallet> = (0..args.clients).map(Wallet::new).collect();
     let mut k = 0u64;
     let mut next_ops = |wallets: &mut [Wallet], per_client: usize| {
         let ops = presign(wallets, per_client, k);
@@ -971,13 +1046,6 @@ fn run(args: &Args) {
         );
         report(&name, &stats, elapsed, false, vn);
     }
-    if args.runs("fanout") {
-        fanout(args, &client_rt, &addr.to_string(), &base, &mut maker);
-    }
-    drop(client_rt);
-    let started = Instant::now();
-    server_rt.block_on(api.shutdown()).unwrap();
-    println!("shutdown in {:.2} s", started.elapsed().as_secs_f64());
 }
 
 fn fanout(

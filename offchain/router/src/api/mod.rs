@@ -12,6 +12,7 @@ pub mod intake;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+mod outbox;
 mod rest;
 pub mod withdrawals;
 pub mod ws;
@@ -23,6 +24,7 @@ use crate::sequencer::{self, Handle};
 use crate::state::Rules;
 use crate::store::{spawn_projector, ProjectorConfig, Store, StoreError};
 use crate::verify::VerifyPool;
+use axum::serve::ListenerExt;
 use kestrel_matcher::journal::JournalError;
 use limits::{Limiters, LimitsConfig};
 use metrics::{Metrics, MetricsError};
@@ -52,7 +54,8 @@ pub struct ApiConfig {
     pub database_url: String,
     /// Batching of the SQL projection.
     pub projector: ProjectorConfig,
-    /// Signature verification threads.
+    /// Signature verification threads; 0 verifies inline on the runtime worker that took the
+    /// request (see [`VerifyPool`]).
     pub verify_threads: usize,
     /// Rates, sizes and connection counts.
     pub limits: LimitsConfig,
@@ -231,6 +234,13 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     });
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    // Answers and feed messages are small writes, often several per connection in flight:
+    // with Nagle's algorithm each one after the first waits for the client's (delayed) ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     let app = rest::router(shared, config.limits.max_body_bytes);
     let mut stop = shutdown_rx.clone();
     let server = tokio::spawn(async move {

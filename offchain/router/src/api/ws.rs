@@ -2,32 +2,33 @@
 //! signed challenge, resumption from a position with no gap, heartbeats, order entry, and an
 //! optional cancel-on-disconnect. The wire format is in docs/protocol.md ("WebSocket").
 //!
-//! Each connection has a bounded outbound queue drained by its own writer task; a consumer
-//! that lets it fill (or falls behind the feed's broadcast) is disconnected with the reason
-//! `slow_consumer`, so one slow client never slows the feed for the others.
+//! Each connection is one task that reads the client, takes the feed and writes: its outbound
+//! messages queue in a bounded [`Outbox`] and go out together, one flush per burst. A consumer
+//! that overflows the queue, does not take a write in time, or falls behind the feed's
+//! broadcast is disconnected with the reason `slow_consumer`, so one slow client never slows
+//! the feed for the others.
 
 use super::error::{ApiCode, ApiError};
 use super::intake::{self, Kind, SignedBody};
 use super::limits::{quota, Slot};
+use super::outbox::{Ended, Outbox};
 use super::rest::{parse_json, parse_owner};
 use super::Shared;
 use crate::marketdata::{Interval, Item, Position, PrivateChannel, Topic};
 use crate::model::{Command, Owner};
 use crate::verify::Signed;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::{Signature, VerifyingKey};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, mpsc};
 
 /// The 16-byte domain tag of the WebSocket authentication message.
 pub const AUTH_TAG: [u8; 16] = *b"\xffkestrel-auth--1";
@@ -162,68 +163,11 @@ struct Request {
     signature: String,
 }
 
-/// The sending half: a bounded queue to the writer and a priority close request.
-#[derive(Clone)]
-struct Outbox {
-    tx: mpsc::Sender<Message>,
-    close: mpsc::Sender<(u16, &'static str)>,
-}
-
-impl Outbox {
-    /// Queues a message; a full queue closes the connection as a slow consumer.
-    fn send(&self, message: Message) -> bool {
-        match self.tx.try_send(message) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(1008, "slow_consumer");
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    fn json(&self, value: serde_json::Value) -> bool {
-        self.send(Message::Text(value.to_string().into()))
-    }
-
-    fn error(&self, error: &ApiError) -> bool {
-        self.json(serde_json::json!({"type": "error", "error": error.to_json()}))
-    }
-
-    fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.close.try_send((code, reason));
-    }
-}
-
-async fn writer(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Message>,
-    mut close: mpsc::Receiver<(u16, &'static str)>,
-    timeout: Duration,
-) -> Option<&'static str> {
-    loop {
-        tokio::select! {
-            biased;
-            Some((code, reason)) = close.recv() => {
-                let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-                let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(Message::Close(Some(frame)))).await;
-                return Some(reason);
-            }
-            message = rx.recv() => {
-                let message = message?;
-                match tokio::time::timeout(timeout, sink.send(message)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return None,
-                    Err(_) => return Some("slow_consumer"),
-                }
-            }
-        }
-    }
-}
-
 struct Connection {
     shared: Arc<Shared>,
     out: Outbox,
+    /// Answers of the tasks that submit this connection's commands.
+    replies: mpsc::Sender<Message>,
     nonce: [u8; 32],
     owner: Option<Owner>,
     user_slot: Option<Slot<Owner>>,
@@ -232,20 +176,14 @@ struct Connection {
     limiter: DefaultDirectRateLimiter,
 }
 
-async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
+async fn run(shared: Arc<Shared>, mut socket: WebSocket, ip_slot: Slot<IpAddr>) {
     let config = shared.ws;
-    let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::channel(config.queue.max(1));
-    let (close_tx, close_rx) = mpsc::channel(1);
-    let mut writer = tokio::spawn(writer(sink, rx, close_rx, config.idle_timeout));
-    let out = Outbox {
-        tx,
-        close: close_tx,
-    };
+    let (replies, mut reply_rx) = mpsc::channel(config.queue.max(1));
     let rate = shared.limits.config.ws_messages_per_sec;
     let mut conn = Connection {
         shared: shared.clone(),
-        out: out.clone(),
+        out: Outbox::new(config.queue),
+        replies,
         nonce: rand::random(),
         owner: None,
         user_slot: None,
@@ -262,69 +200,65 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
     tokio::pin!(stop);
     let mut ping = tokio::time::interval(config.ping_interval);
     let mut last_seen = Instant::now();
-    out.json(serde_json::json!({"type": "challenge", "nonce": hex::encode(conn.nonce)}));
-    let mut writer_reason = None;
-    loop {
+    conn.out
+        .json(serde_json::json!({"type": "challenge", "nonce": hex::encode(conn.nonce)}));
+    let ended = loop {
+        if let Err(ended) = conn.out.flush(&mut socket, config.idle_timeout).await {
+            break Some(ended);
+        }
         tokio::select! {
-            incoming = stream.next() => match incoming {
+            incoming = socket.recv() => match incoming {
                 Some(Ok(message)) => {
                     last_seen = Instant::now();
                     if !conn.on_message(message).await {
-                        break;
+                        break None;
                     }
                 }
-                _ => break,
+                _ => break None,
             },
-            batch = feed.recv() => match batch {
-                Ok(items) => conn.deliver(&items),
-                Err(RecvError::Lagged(_)) => {
-                    out.close(1008, "slow_consumer");
-                    break;
+            batch = feed.recv() => conn.on_feed(batch, &mut feed),
+            Some(reply) = reply_rx.recv() => {
+                // Answers that are already waiting go out in the same flush.
+                let mut next = Some(reply);
+                while let Some(reply) = next {
+                    if !conn.out.send(reply) {
+                        break;
+                    }
+                    next = reply_rx.try_recv().ok();
                 }
-                Err(RecvError::Closed) => {
-                    out.close(1001, "shutdown");
-                    break;
-                }
-            },
+            }
             _ = ping.tick() => {
                 if last_seen.elapsed() > config.idle_timeout {
-                    out.close(1000, "idle_timeout");
-                    break;
+                    conn.out.close(1000, "idle_timeout");
+                } else {
+                    conn.out.send(Message::Ping(Default::default()));
                 }
-                out.send(Message::Ping(Default::default()));
             }
-            () = &mut stop => {
-                out.close(1001, "shutdown");
-                break;
-            }
-            finished = &mut writer => {
-                writer_reason = finished.ok().flatten();
-                break;
-            }
+            () = &mut stop => conn.out.close(1001, "shutdown"),
         }
-    }
+    };
     if let Some(command) = conn.cancel_on_disconnect.take() {
         let result = intake::verified(&shared, command).await;
         tracing::info!(ok = result.is_ok(), "cancel on disconnect");
     }
-    drop(conn);
-    drop(out);
-    if writer_reason.is_none() && !writer.is_finished() {
-        writer_reason = tokio::time::timeout(Duration::from_secs(2), &mut writer)
+    // The client ended it: what is still queued (and a close asked for meanwhile) goes out.
+    let ended = match ended {
+        Some(ended) => Some(ended),
+        None => conn
+            .out
+            .flush(&mut socket, Duration::from_secs(2))
             .await
-            .ok()
-            .and_then(|r| r.ok())
-            .flatten();
-        writer.abort();
-    }
-    if let Some(reason) = writer_reason {
+            .err(),
+    };
+    drop(conn);
+    if let Some(reason) = ended.and_then(Ended::reason) {
         shared.metrics.ws_closed.with_label_values(&[reason]).inc();
     }
     // Read on until the client answers our close frame (or 2 s pass): closing a socket with
     // unread input makes the kernel send a reset, which can discard the close frame (and its
     // reason) before the client reads it.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(message)) = stream.next().await {
+        while let Some(Ok(message)) = socket.recv().await {
             if matches!(message, Message::Close(_)) {
                 break;
             }
@@ -499,7 +433,7 @@ impl Connection {
 
     fn submit(&self, kind: Kind, request: Request) -> bool {
         let shared = self.shared.clone();
-        let out = self.out.clone();
+        let replies = self.replies.clone();
         tokio::spawn(async move {
             let body = SignedBody {
                 message: request.message,
@@ -513,7 +447,9 @@ impl Connection {
                     "type": "result", "id": request.id, "ok": false, "error": error.to_json(),
                 }),
             };
-            out.json(reply);
+            // Waits for room rather than dropping an answer: the connection drains replies
+            // with every flush, and closing the connection ends the wait.
+            let _ = replies.send(Message::Text(reply.to_string().into())).await;
         });
         true
     }
@@ -561,8 +497,34 @@ impl Connection {
             .json(serde_json::json!({"type": "cancel_on_disconnect", "armed": true})))
     }
 
-    /// Sends the items of a live batch this connection subscribed to.
-    fn deliver(&self, items: &Arc<[Item]>) {
+    /// Queues what the feed delivered, and every batch already waiting behind it, so that
+    /// they go out in one flush.
+    fn on_feed(
+        &mut self,
+        mut batch: Result<Arc<[Item]>, RecvError>,
+        feed: &mut broadcast::Receiver<Arc<[Item]>>,
+    ) {
+        loop {
+            match batch {
+                Ok(items) => {
+                    if !self.deliver(&items) {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => return self.out.close(1008, "slow_consumer"),
+                Err(RecvError::Closed) => return self.out.close(1001, "shutdown"),
+            }
+            batch = match feed.try_recv() {
+                Ok(items) => Ok(items),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            };
+        }
+    }
+
+    /// Queues the items of a live batch this connection subscribed to; false once closing.
+    fn deliver(&mut self, items: &Arc<[Item]>) -> bool {
         let owner = self.owner.as_ref();
         for item in items.iter() {
             let wanted = self
@@ -570,8 +532,9 @@ impl Connection {
                 .iter()
                 .any(|(sub, start)| item.position > *start && sub.matches(&item.topic, owner));
             if wanted && !self.out.send(Message::Text(item.text.clone())) {
-                return;
+                return false;
             }
         }
+        true
     }
 }

@@ -10,6 +10,7 @@
 )]
 
 mod decimals;
+mod fanout;
 mod rest;
 mod support;
 mod ws;
