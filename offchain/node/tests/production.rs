@@ -16,7 +16,7 @@ use anchor_lang::AccountDeserialize;
 use kestrel::state::{Exchange, Market, UserAccount};
 use kestrel_node::admin::{self, AdminCommand};
 use kestrel_node::keys;
-use kestrel_node::relayer_node::StoreLedger;
+use kestrel_node::reconcile::StoreLedger;
 use kestrel_relayer::embedded::{self, EmbeddedChain};
 use kestrel_relayer::reconcile::Reconciler;
 use kestrel_router::store::Store;
