@@ -977,6 +977,8 @@ async fn wide_values_round_trip(fx: Fixture) {
 
     let balance = journal.state.ledger().balance(&whale.owner(), BASE);
     assert!(balance.available > i64::MAX as u64);
+    let credited = store.credited_deposits().await.unwrap();
+    assert_eq!(credited.get(&(whale.owner(), BASE)), Some(&huge));
     let rows = store.balances(&whale.owner()).await.unwrap();
     assert_eq!(
         (rows[0].available, rows[0].frozen),
