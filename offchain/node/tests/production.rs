@@ -504,6 +504,10 @@ async fn router_and_relayer_processes_settle_a_crossing_pair() {
             metric(&metrics, "kestrel_relayer_withdrawals_halted").await,
             Some(0)
         );
+        assert_eq!(
+            metric(&metrics, "kestrel_relayer_reconcile_mismatches").await,
+            Some(0)
+        );
         // SIGTERM: both drain and exit cleanly.
         for process in [relayer, router] {
             terminate(process).await;
@@ -813,6 +817,11 @@ async fn a_restarted_router_resumes_its_listener_from_the_saved_cursor() {
         })
         .await;
         assert_eq!(saved.slot, newest.slot);
+        // Without a co-signer the router does not reconcile.
+        assert_eq!(
+            metric(&metrics, "kestrel_api_reconcile_runs_total").await,
+            None
+        );
         terminate(router).await;
 
         // While the router is down, the maker deposits again.
