@@ -343,8 +343,6 @@ enum FollowError {
     Store(#[from] StoreError),
     #[error("the sequencer stopped")]
     Stopped,
-    #[error("the saved listener cursor {0:?} is not a signature")]
-    Cursor(String),
 }
 
 async fn listen(
@@ -387,15 +385,25 @@ async fn listen(
     }
 }
 
-/// The signature the listener saved under `name`; `None` without one (from genesis).
+/// The signature the listener saved under `name`; `None` without one, or when the saved one
+/// does not parse (reading from genesis again is harmless: the router deduplicates).
 async fn saved_cursor(store: &Store, name: &str) -> Result<Option<Signature>, FollowError> {
     let Some(saved) = store.listener_cursor(name).await? else {
         return Ok(None);
     };
-    let signature = Signature::from_str(&saved.signature)
-        .map_err(|_| FollowError::Cursor(saved.signature.clone()))?;
-    tracing::info!(%signature, slot = saved.slot, "listener resumes after its saved cursor");
-    Ok(Some(signature))
+    match Signature::from_str(&saved.signature) {
+        Ok(signature) => {
+            tracing::info!(%signature, slot = saved.slot, "listener resumes after its saved cursor");
+            Ok(Some(signature))
+        }
+        Err(_) => {
+            tracing::error!(
+                saved = saved.signature,
+                "the saved listener cursor is not a signature; reading from genesis"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// One pass over the new history, then the expiry of co-signed withdrawals up to the block
