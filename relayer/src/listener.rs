@@ -171,6 +171,7 @@ pub struct Listener<'a> {
     deployment: &'a Deployment,
     config: ListenerConfig,
     cursor: Option<Signature>,
+    cursor_slot: Option<u64>,
 }
 
 impl<'a> Listener<'a> {
@@ -187,12 +188,19 @@ impl<'a> Listener<'a> {
             deployment,
             config,
             cursor,
+            cursor_slot: None,
         }
     }
 
     /// The last transaction processed (persist it to resume after a restart).
     pub fn cursor(&self) -> Option<Signature> {
         self.cursor
+    }
+
+    /// The slot of [`Listener::cursor`]'s transaction, once this listener processed one (a
+    /// cursor given to [`Listener::new`] comes without its slot).
+    pub fn cursor_slot(&self) -> Option<u64> {
+        self.cursor_slot
     }
 
     /// Processes every transaction newer than the cursor, oldest first; returns how many
@@ -217,15 +225,15 @@ impl<'a> Listener<'a> {
             for entry in page {
                 let signature = Signature::from_str(&entry.signature)
                     .map_err(|_| ListenerError::BadSignature(entry.signature.clone()))?;
-                newest_first.push((signature, entry.err.is_none()));
+                newest_first.push((signature, entry.err.is_none(), entry.slot));
             }
             match newest_first.last() {
-                Some((oldest, _)) if full => before = Some(*oldest),
+                Some((oldest, _, _)) if full => before = Some(*oldest),
                 _ => break,
             }
         }
         let mut emitted = 0usize;
-        for (signature, succeeded) in newest_first.into_iter().rev() {
+        for (signature, succeeded, slot) in newest_first.into_iter().rev() {
             if succeeded {
                 let tx = self
                     .rpc
@@ -244,6 +252,7 @@ impl<'a> Listener<'a> {
                 }
             }
             self.cursor = Some(signature);
+            self.cursor_slot = Some(slot);
         }
         Ok(emitted)
     }

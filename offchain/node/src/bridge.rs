@@ -1,12 +1,17 @@
 //! The relayer ↔ router wiring.
 //!
-//! - The [`Listener`] follows the program from genesis: deposits become
+//! - The [`Listener`] follows the program from the cursor saved in the store (from genesis the
+//!   first time): deposits become
 //!   `Command::DepositObserved` (keyed by transaction signature and instruction index, so a
 //!   replayed history credits nothing twice), cancel floors `Command::NonceFloorObserved`, and
 //!   withdrawals (co-signed `withdraw`, the exit hatch's request and execution)
 //!   `Command::ChainWithdrawal`, also keyed by signature and instruction index. A withdrawal the
 //!   router did not expect is an alert: logged as an error and counted
-//!   ([`Bridge::withdrawal_alerts`]).
+//!   ([`Bridge::withdrawal_alerts`], and the `withdrawal_alerts_total` metric).
+//! - After each pass, once every command it produced is acknowledged (durable), the listener
+//!   saves its cursor (last transaction and slot) in the store under the exchange's address; a
+//!   restart resumes after it, so a crash re-reads at most one pass, which the sequencer
+//!   deduplicates by (signature, instruction index).
 //! - After each pass over the history, co-signed withdrawal transactions whose last valid
 //!   block height is below the block height read before the pass can no longer land, and every
 //!   transaction that landed up to that height has been fed to the router: those still
@@ -22,13 +27,15 @@ use kestrel_relayer::listener::{
 use kestrel_router::model::{ChainWithdrawalKind, Command, Event, WithdrawalStatus};
 use kestrel_router::reject::Reject;
 use kestrel_router::sequencer::Handle;
-use kestrel_router::store::{Store, StoreError};
+use kestrel_router::store::{ListenerCursor, Store, StoreError};
 use kestrel_sdk::Deployment;
+use prometheus::core::Collector;
+use prometheus::IntCounter;
 use solana_client::client_error::ClientError;
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -46,11 +53,50 @@ pub struct BridgeConfig {
     pub listen_interval: Duration,
 }
 
-/// The listener's alert counters.
-#[derive(Default)]
-struct Counters {
-    withdrawal_alerts: AtomicU64,
-    withdrawals_expired: AtomicU64,
+/// The listener's counters, as Prometheus metrics (registered by whoever serves them).
+#[derive(Clone)]
+pub struct ListenerMetrics {
+    /// On-chain withdrawals the router did not expect (each is an alert for an operator).
+    pub withdrawal_alerts: IntCounter,
+    /// Co-signed withdrawal transactions failed because they expired without landing.
+    pub withdrawals_expired: IntCounter,
+    /// Chain events submitted to the sequencer (a restart resuming from its cursor does not
+    /// submit the history before it again).
+    pub chain_events: IntCounter,
+}
+
+/// A listener metric could not be created (a programming error: an invalid name).
+#[derive(Debug, thiserror::Error)]
+#[error("listener metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl ListenerMetrics {
+    /// Fresh counters.
+    pub fn new() -> Result<ListenerMetrics, MetricsError> {
+        Ok(ListenerMetrics {
+            withdrawal_alerts: IntCounter::new(
+                "withdrawal_alerts_total",
+                "On-chain withdrawals the router did not expect",
+            )?,
+            withdrawals_expired: IntCounter::new(
+                "withdrawals_expired_total",
+                "Co-signed withdrawals that expired without landing (funds released)",
+            )?,
+            chain_events: IntCounter::new(
+                "listener_chain_events_total",
+                "Chain events the listener submitted to the sequencer",
+            )?,
+        })
+    }
+
+    /// The metrics, to register with a Prometheus registry.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.withdrawal_alerts.clone()),
+            Box::new(self.withdrawals_expired.clone()),
+            Box::new(self.chain_events.clone()),
+        ]
+    }
 }
 
 /// The running relayer loops.
@@ -72,18 +118,17 @@ impl Bridge {
 
     /// On-chain withdrawals the router did not expect (an alert: each needs an operator).
     pub fn withdrawal_alerts(&self) -> u64 {
-        self.listener
-            .counters
-            .withdrawal_alerts
-            .load(Ordering::Relaxed)
+        self.listener.metrics.withdrawal_alerts.get()
     }
 
     /// Co-signed withdrawal transactions failed because they expired without landing.
     pub fn withdrawals_expired(&self) -> u64 {
-        self.listener
-            .counters
-            .withdrawals_expired
-            .load(Ordering::Relaxed)
+        self.listener.metrics.withdrawals_expired.get()
+    }
+
+    /// The listener's metrics.
+    pub fn listener_metrics(&self) -> &ListenerMetrics {
+        &self.listener.metrics
     }
 
     /// Stops both loops (a settlement round in flight finishes) and drains the status updates.
@@ -101,13 +146,14 @@ pub fn start(
     sequencer: Handle,
     store: Store,
     config: BridgeConfig,
-) -> Bridge {
+) -> Result<Bridge, MetricsError> {
     let listener = ChainListener::start(
         RpcClient::new(rpc_url.clone()),
         deployment.clone(),
         sequencer.clone(),
         store.clone(),
         config.listen_interval,
+        ListenerMetrics::new()?,
     );
     let settlement = settle::spawn(
         RpcClient::new(rpc_url),
@@ -117,10 +163,10 @@ pub fn start(
         SequencerStatus(sequencer),
         config.settle_interval,
     );
-    Bridge {
+    Ok(Bridge {
         listener,
         settlement,
-    }
+    })
 }
 
 /// Settlement statuses straight into the sequencer (the router runs in this process).
@@ -144,31 +190,38 @@ impl StatusSink for SequencerStatus {
 pub struct ChainListener {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
-    counters: Arc<Counters>,
+    metrics: ListenerMetrics,
 }
 
 impl ChainListener {
-    /// Follows the program from genesis, at `rpc`'s commitment, submits its deposits, cancel
-    /// floors and withdrawals, and fails the co-signed withdrawals in `store` that expired.
+    /// Follows the program from the cursor saved in `store` (from genesis without one), at
+    /// `rpc`'s commitment, submits its deposits, cancel floors and withdrawals, saves the
+    /// cursor after each pass, and fails the co-signed withdrawals in `store` that expired,
+    /// counting into `metrics`.
     pub fn start(
         rpc: RpcClient,
         deployment: Deployment,
         sequencer: Handle,
         store: Store,
         interval: Duration,
+        metrics: ListenerMetrics,
     ) -> ChainListener {
         let (stop, stopped) = watch::channel(false);
-        let counters = Arc::new(Counters::default());
         let sink = RouterSink {
             sequencer,
-            counters: counters.clone(),
+            metrics: metrics.clone(),
         };
         let task = tokio::spawn(listen(rpc, deployment, sink, store, interval, stopped));
         ChainListener {
             stop,
             task,
-            counters,
+            metrics,
         }
+    }
+
+    /// The listener's metrics.
+    pub fn metrics(&self) -> &ListenerMetrics {
+        &self.metrics
     }
 
     /// Stops the listener after its current poll.
@@ -181,7 +234,7 @@ impl ChainListener {
 /// Chain events into the sequencer.
 struct RouterSink {
     sequencer: Handle,
-    counters: Arc<Counters>,
+    metrics: ListenerMetrics,
 }
 
 fn signature_bytes(signature: &Signature) -> [u8; 64] {
@@ -260,15 +313,14 @@ impl ChainSink for RouterSink {
             .submit(command(event))
             .await
             .map_err(|e| SinkError(Box::new(e)))?;
+        self.metrics.chain_events.inc();
         for e in &ack.events {
             if let Event::Rejected {
                 reason: Reject::UnexpectedWithdrawal,
                 ..
             } = e
             {
-                self.counters
-                    .withdrawal_alerts
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.withdrawal_alerts.inc();
                 tracing::error!(
                     ?event,
                     seq = ack.seq,
@@ -305,14 +357,51 @@ async fn listen(
         poll_interval: interval,
         ..ListenerConfig::default()
     };
-    let mut listener = Listener::new(&rpc, &deployment, config, None);
+    let name = deployment.exchange.to_string();
+    let mut resume = None;
     while !*stop.borrow() {
-        if let Err(error) = follow(&rpc, &mut listener, &sink, &store).await {
+        match saved_cursor(&store, &name).await {
+            Ok(cursor) => {
+                resume = Some(cursor);
+                break;
+            }
+            Err(error) => tracing::warn!(%error, "reading the listener cursor; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    let Some(cursor) = resume else { return };
+    let mut listener = Listener::new(&rpc, &deployment, config, cursor);
+    while !*stop.borrow() {
+        if let Err(error) = follow(&rpc, &mut listener, &sink, &store, &name).await {
             tracing::warn!(%error, "listener failed; resuming from its cursor");
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stop.changed() => {}
+        }
+    }
+}
+
+/// The signature the listener saved under `name`; `None` without one, or when the saved one
+/// does not parse (reading from genesis again is harmless: the router deduplicates).
+async fn saved_cursor(store: &Store, name: &str) -> Result<Option<Signature>, FollowError> {
+    let Some(saved) = store.listener_cursor(name).await? else {
+        return Ok(None);
+    };
+    match Signature::from_str(&saved.signature) {
+        Ok(signature) => {
+            tracing::info!(%signature, slot = saved.slot, "listener resumes after its saved cursor");
+            Ok(Some(signature))
+        }
+        Err(_) => {
+            tracing::error!(
+                saved = saved.signature,
+                "the saved listener cursor is not a signature; reading from genesis"
+            );
+            Ok(None)
         }
     }
 }
@@ -324,12 +413,26 @@ async fn follow(
     listener: &mut Listener<'_>,
     sink: &RouterSink,
     store: &Store,
+    name: &str,
 ) -> Result<(), FollowError> {
     let height = rpc
         .get_block_height()
         .await
         .map_err(|e| FollowError::Rpc(Box::new(e)))?;
-    listener.poll_once(sink).await?;
+    let before = listener.cursor();
+    let polled = listener.poll_once(sink).await;
+    // Whatever the pass ended with, the cursor only covers transactions whose commands were
+    // acknowledged: save it before reporting a failure.
+    if let (Some(signature), Some(slot)) = (listener.cursor(), listener.cursor_slot()) {
+        if listener.cursor() != before {
+            let cursor = ListenerCursor {
+                signature: signature.to_string(),
+                slot,
+            };
+            store.save_listener_cursor(name, &cursor).await?;
+        }
+    }
+    polled?;
     for row in store.broadcasting_withdrawals(EXPIRY_ROWS).await? {
         if row.last_valid_block_height.is_none_or(|h| h >= height) {
             continue;
@@ -351,9 +454,7 @@ async fn follow(
                 }
             )
         }) {
-            sink.counters
-                .withdrawals_expired
-                .fetch_add(1, Ordering::Relaxed);
+            sink.metrics.withdrawals_expired.inc();
             tracing::info!(
                 id = row.id,
                 "co-signed withdrawal expired without landing; funds released"

@@ -52,6 +52,9 @@ pub struct DevnetArgs {
     /// book, trades and settlements are live.
     #[arg(long, env = "KESTREL_BOTS")]
     pub bots: bool,
+    /// Seconds between reconciliation runs (a difference halts co-signed withdrawals).
+    #[arg(long, env = "KESTREL_RECONCILE_SECS", default_value_t = 10)]
+    pub reconcile_secs: u64,
 }
 
 /// Where the chain is and which deployment to follow.
@@ -156,6 +159,19 @@ pub struct RouterArgs {
         help_heading = "Router"
     )]
     pub verify_threads: usize,
+    /// Operator keypair file: co-sign withdrawals in this process (the router host then holds
+    /// the operator key). Without it co-signed withdrawals are off and users take the exit
+    /// hatch.
+    #[arg(long, env = "KESTREL_COSIGNER_KEYPAIR", help_heading = "Withdrawals")]
+    pub cosigner_keypair: Option<PathBuf>,
+    /// Seconds between reconciliation runs (with a co-signer: a difference halts co-signing).
+    #[arg(
+        long,
+        env = "KESTREL_RECONCILE_SECS",
+        default_value_t = 30,
+        help_heading = "Withdrawals"
+    )]
+    pub reconcile_secs: u64,
 }
 
 #[derive(Args)]

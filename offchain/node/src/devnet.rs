@@ -4,12 +4,16 @@
 //! The embedded chain lives in memory, so every run starts from genesis: the router's journal
 //! and store under `<data-dir>/router` are reset at start. Keys (admin/operator, mints, demo
 //! wallets) are kept in the data dir and reused, so addresses stay the same across runs.
+//!
+//! Reconciliation runs periodically against the store, so a real difference between the chain
+//! and the ledger halts co-signed withdrawals (and shows as `recon MISMATCH` in the status line).
 
 use crate::bots::Bots;
 use crate::bridge::{self, Bridge};
 use crate::cosigner::OperatorCosigner;
 use crate::keys;
 use crate::onchain::{OnChain, OnChainError, RouterLimits};
+use crate::reconcile::{self, ReconcileState, Reconciling};
 use kestrel::instructions::CreateMarketArgs;
 use kestrel_relayer::embedded::{self, EmbeddedChain};
 use kestrel_relayer::reconcile::Reconciler;
@@ -57,6 +61,8 @@ pub struct DevnetConfig {
     pub settle_interval: Duration,
     /// Time between listener polls.
     pub listen_interval: Duration,
+    /// Time between reconciliation runs.
+    pub reconcile_interval: Duration,
     /// Run the demo market maker and taker (wallets 1 and 2).
     pub bots: bool,
 }
@@ -71,6 +77,7 @@ impl DevnetConfig {
             slot_interval: Duration::from_millis(100),
             settle_interval: Duration::from_millis(200),
             listen_interval: Duration::from_millis(200),
+            reconcile_interval: Duration::from_secs(1),
             bots: false,
         }
     }
@@ -103,6 +110,15 @@ pub enum DevnetError {
     /// The router API did not stop cleanly.
     #[error("router shutdown: {0}")]
     ApiShutdown(#[from] api::ShutdownError),
+    /// The listener's metrics could not be created.
+    #[error(transparent)]
+    ListenerMetrics(#[from] bridge::MetricsError),
+    /// The reconciliation metrics could not be created or registered.
+    #[error(transparent)]
+    ReconcileMetrics(#[from] reconcile::MetricsError),
+    /// The API's metrics registry refused the node's metrics.
+    #[error(transparent)]
+    Metrics(#[from] api::metrics::MetricsError),
 }
 
 impl From<solana_client::client_error::ClientError> for DevnetError {
@@ -130,6 +146,8 @@ pub struct Status {
     pub settled: u64,
     /// Fills quarantined.
     pub quarantined: u64,
+    /// The last reconciliation found differences (co-signed withdrawals halted).
+    pub reconcile_mismatch: bool,
 }
 
 impl Status {
@@ -149,12 +167,17 @@ impl Status {
             .checked_div(millis)
             .unwrap_or(0);
         format!(
-            "orders {} ({per_second}/s) | fills {} | settled {} | lag {} | quarantined {}",
+            "orders {} ({per_second}/s) | fills {} | settled {} | lag {} | quarantined {} | recon {}",
             self.orders,
             self.fills,
             self.settled,
             self.unsettled(),
-            self.quarantined
+            self.quarantined,
+            if self.reconcile_mismatch {
+                "MISMATCH"
+            } else {
+                "ok"
+            }
         )
     }
 }
@@ -167,7 +190,8 @@ pub struct Devnet {
     bots: Option<Bots>,
     deployment: Deployment,
     operator: Arc<Keypair>,
-    reconciler: Arc<Reconciler>,
+    reconcile: ReconcileState,
+    reconciling: Reconciling,
     wallets: Vec<DemoWallet>,
     data_dir: PathBuf,
     fills: Arc<AtomicU64>,
@@ -242,20 +266,18 @@ impl Devnet {
         let on_chain = OnChain::load(&rpc, DOMAIN_ID).await?;
         let rules = on_chain.rules(&RouterLimits::default());
         let operator = Arc::new(admin);
-        let reconciler = Arc::new(Reconciler::new());
+        let reconcile = ReconcileState::new()?;
         let cosigner = OperatorCosigner::new(
             chain.rpc_url(),
             deployment.clone(),
             operator.clone(),
-            reconciler.clone(),
+            reconcile.reconciler.clone(),
         );
         let mut api_config = ApiConfig::embedded(rules, &router_dir, config.http);
         api_config.cosigner = Some(Arc::new(cosigner));
         api_config.asset_decimals = on_chain.asset_decimals;
         let api = api::start(api_config).await?;
-        let fills = Arc::new(AtomicU64::new(0));
-        let fill_counter = count_fills(api.market_data().receiver(), fills.clone());
-        let bridge = bridge::start(
+        let bridge = match bridge::start(
             chain.rpc_url(),
             deployment.clone(),
             operator.clone(),
@@ -265,7 +287,33 @@ impl Devnet {
                 settle_interval: config.settle_interval,
                 listen_interval: config.listen_interval,
             },
+        ) {
+            Ok(bridge) => bridge,
+            Err(error) => {
+                api.shutdown().await?;
+                return Err(error.into());
+            }
+        };
+        let registered: Result<(), _> = bridge
+            .listener_metrics()
+            .collectors()
+            .into_iter()
+            .chain(reconcile.collectors())
+            .try_for_each(|collector| api.metrics().register(collector));
+        if let Err(error) = registered {
+            bridge.shutdown().await;
+            api.shutdown().await?;
+            return Err(error.into());
+        }
+        let reconciling = Reconciling::spawn(
+            RpcClient::new(chain.rpc_url()),
+            deployment.clone(),
+            api.store().clone(),
+            reconcile.clone(),
+            config.reconcile_interval,
         );
+        let fills = Arc::new(AtomicU64::new(0));
+        let fill_counter = count_fills(api.market_data().receiver(), fills.clone());
         let bots = match (config.bots, wallets.as_slice()) {
             (true, [maker, taker, ..]) => Some(Bots::start(
                 &format!("http://{}", api.local_addr()),
@@ -282,7 +330,8 @@ impl Devnet {
             bots,
             deployment,
             operator,
-            reconciler,
+            reconcile,
+            reconciling,
             wallets,
             data_dir: config.data_dir,
             fills,
@@ -323,7 +372,12 @@ impl Devnet {
     /// The reconciliation alert state the withdrawal co-signer consults (a run with
     /// differences halts co-signed withdrawals until a clean run).
     pub fn reconciler(&self) -> &Arc<Reconciler> {
-        &self.reconciler
+        &self.reconcile.reconciler
+    }
+
+    /// Reconciliation's alert state and metrics.
+    pub fn reconcile(&self) -> &ReconcileState {
+        &self.reconcile
     }
 
     /// The relayer loops (settlement and withdrawal counters).
@@ -353,6 +407,7 @@ impl Devnet {
             fills: self.fills.load(Ordering::Relaxed),
             settled: self.bridge.settled(),
             quarantined: self.bridge.quarantined(),
+            reconcile_mismatch: self.reconcile.reconciler.withdrawals_halted(),
         }
     }
 
@@ -362,6 +417,7 @@ impl Devnet {
         if let Some(bots) = self.bots {
             bots.shutdown().await;
         }
+        self.reconciling.shutdown().await;
         self.bridge.shutdown().await;
         let api = self.api.shutdown().await;
         let chain = self.chain.shutdown().await;

@@ -12,7 +12,7 @@
 //! - [`bridge`]: the relayer ↔ router wiring in one process (chain events into the sequencer,
 //!   settlement statuses back); [`settle`]: the settlement loop both modes share.
 //! - [`cosigner`]: the operator's co-signature of withdrawal transactions, injected into the
-//!   router API.
+//!   router API; [`reconcile`]: the periodic reconciliation whose verdict halts it.
 
 pub mod admin;
 pub mod bots;
@@ -22,6 +22,7 @@ pub mod devnet;
 pub mod internal;
 pub mod keys;
 pub mod onchain;
+pub mod reconcile;
 pub mod relayer_metrics;
 pub mod relayer_node;
 pub mod router_node;

@@ -15,6 +15,7 @@ use solana_commitment_config::CommitmentConfig;
 use solana_sdk::signature::Signer;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::main]
@@ -52,6 +53,13 @@ fn token(args: &TokenArgs) -> anyhow::Result<Token> {
 }
 
 async fn router(args: RouterArgs) -> anyhow::Result<()> {
+    let cosigner = match &args.cosigner_keypair {
+        Some(path) => Some(Arc::new(keys::load(path).with_context(|| {
+            format!("reading the co-signer keypair {}", path.display())
+        })?)),
+        None => None,
+    };
+    let cosigner_key = cosigner.as_ref().map(|key| key.pubkey());
     let config = RouterNodeConfig {
         rpc_url: args.chain.rpc_url,
         commitment: CommitmentConfig {
@@ -67,6 +75,8 @@ async fn router(args: RouterArgs) -> anyhow::Result<()> {
         listen_interval: Duration::from_millis(args.listen_interval_ms.max(1)),
         verify_threads: args.verify_threads,
         limits: RouterLimits::default(),
+        cosigner,
+        reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
     };
     let node = RouterNode::start(config)
         .await
@@ -78,6 +88,12 @@ async fn router(args: RouterArgs) -> anyhow::Result<()> {
         println!("  metrics    http://{metrics}/metrics");
     }
     println!("  internal   http://{}", node.internal_addr());
+    match cosigner_key {
+        Some(key) => println!("  cosigner   {key} (co-signed withdrawals on)"),
+        None => {
+            println!("  cosigner   none (co-signed withdrawals off; users take the exit hatch)")
+        }
+    }
     shutdown_signal().await?;
     println!("shutting down");
     node.shutdown().await.context("shutting down")?;
@@ -135,6 +151,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         rpc: SocketAddr::from((Ipv4Addr::LOCALHOST, args.rpc_port)),
         slot_interval: Duration::from_millis(args.slot_ms.max(1)),
         bots: args.bots,
+        reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
         ..DevnetConfig::ephemeral(PathBuf::new())
     };
     let devnet = Devnet::start(config).await.context("starting the devnet")?;

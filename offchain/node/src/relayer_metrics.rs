@@ -1,12 +1,10 @@
 //! The relayer's Prometheus metrics, on their own port: settlement outcomes and the
 //! reconciliation alert, rendered from the loops' counters at each scrape.
 
+use crate::reconcile::ReconcileState;
 use crate::settle::SettlementCounters;
-use kestrel_relayer::reconcile::Reconciler;
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -15,16 +13,15 @@ use tokio::task::JoinHandle;
 pub struct RelayerMetrics {
     /// Settlement outcomes.
     pub settlement: SettlementCounters,
-    /// The reconciliation alert state.
-    pub reconciler: Arc<Reconciler>,
-    /// Reconciliation runs that completed (clean or not).
-    pub reconcile_runs: Arc<AtomicU64>,
+    /// The reconciliation alert state and its figures.
+    pub reconcile: ReconcileState,
 }
 
 impl RelayerMetrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let metrics: [(&str, &str, &str, u64); 5] = [
+        let mismatches = u64::try_from(self.reconcile.mismatches.get()).unwrap_or(0);
+        let metrics: [(&str, &str, &str, u64); 6] = [
             (
                 "kestrel_relayer_fills_settled_total",
                 "counter",
@@ -41,19 +38,25 @@ impl RelayerMetrics {
                 "kestrel_relayer_reconcile_runs_total",
                 "counter",
                 "Reconciliation runs completed",
-                self.reconcile_runs.load(Ordering::Relaxed),
+                self.reconcile.runs.get(),
             ),
             (
                 "kestrel_relayer_reconcile_alerts_total",
                 "counter",
                 "Reconciliation runs that found differences",
-                self.reconciler.alerts(),
+                self.reconcile.reconciler.alerts(),
+            ),
+            (
+                "kestrel_relayer_reconcile_mismatches",
+                "gauge",
+                "Differences found by the last reconciliation run",
+                mismatches,
             ),
             (
                 "kestrel_relayer_withdrawals_halted",
                 "gauge",
                 "1 while the last reconciliation found differences",
-                u64::from(self.reconciler.withdrawals_halted()),
+                u64::from(self.reconcile.reconciler.withdrawals_halted()),
             ),
         ];
         let mut out = String::new();

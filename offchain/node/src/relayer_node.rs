@@ -5,19 +5,15 @@
 
 use crate::internal::{HttpStatus, Token};
 use crate::onchain::{OnChain, OnChainError};
+use crate::reconcile::{self, ReconcileState, Reconciling};
 use crate::relayer_metrics::RelayerMetrics;
 use crate::settle::{self, Settlement};
-use kestrel_relayer::reconcile::{LedgerError, OffchainLedger, Reconciler};
 use kestrel_router::store::{Store, StoreError};
 use kestrel_sdk::Deployment;
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_commitment_config::CommitmentConfig;
-use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
-use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -60,50 +56,15 @@ pub enum RelayerNodeError {
     /// The metrics server could not bind.
     #[error("metrics: {0}")]
     Metrics(std::io::Error),
-}
-
-/// The off-chain ledger as the store projects it, without the fills not confirmed on-chain.
-#[derive(Clone)]
-pub struct StoreLedger(pub Store);
-
-impl OffchainLedger for StoreLedger {
-    fn expected_balances(
-        &self,
-    ) -> impl Future<Output = Result<HashMap<(Pubkey, u8), u64>, LedgerError>> + Send {
-        let store = self.0.clone();
-        async move {
-            let settled = store
-                .settled_balances()
-                .await
-                .map_err(|e| LedgerError(Box::new(e)))?;
-            Ok(settled
-                .into_iter()
-                .map(|((owner, asset), total)| ((Pubkey::new_from_array(owner), asset), total))
-                .collect())
-        }
-    }
-
-    fn credited_deposits(
-        &self,
-    ) -> impl Future<Output = Result<HashMap<(Pubkey, u8), u64>, LedgerError>> + Send {
-        let store = self.0.clone();
-        async move {
-            let credited = store
-                .credited_deposits()
-                .await
-                .map_err(|e| LedgerError(Box::new(e)))?;
-            Ok(credited
-                .into_iter()
-                .map(|((owner, asset), total)| ((Pubkey::new_from_array(owner), asset), total))
-                .collect())
-        }
-    }
+    /// The reconciliation metrics could not be created.
+    #[error(transparent)]
+    ReconcileMetrics(#[from] reconcile::MetricsError),
 }
 
 /// A running `kestrel relayer`.
 pub struct RelayerNode {
     settlement: Settlement,
-    reconcile: JoinHandle<()>,
+    reconcile: Reconciling,
     metrics: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
     stop: watch::Sender<bool>,
     store: Store,
@@ -116,6 +77,7 @@ impl RelayerNode {
         let rpc = RpcClient::new_with_commitment(config.rpc_url.clone(), config.commitment);
         let on_chain = OnChain::load(&rpc, config.domain_id).await?;
         let store = Store::connect(&config.database_url).await?;
+        let reconcile_state = ReconcileState::new()?;
         let (stop, stopping) = watch::channel(false);
         let sink = HttpStatus::new(
             &config.router_internal_url,
@@ -130,16 +92,13 @@ impl RelayerNode {
             sink,
             config.settle_interval,
         );
-        let reconciler = Arc::new(Reconciler::new());
-        let reconcile_runs = Arc::new(AtomicU64::new(0));
         let metrics = match config.metrics_listen {
             Some(listen) => {
                 let metrics = RelayerMetrics {
                     settlement: settlement.counters(),
-                    reconciler: reconciler.clone(),
-                    reconcile_runs: reconcile_runs.clone(),
+                    reconcile: reconcile_state.clone(),
                 };
-                match metrics.serve(listen, stopping.clone()).await {
+                match metrics.serve(listen, stopping).await {
                     Ok(served) => Some(served),
                     Err(error) => {
                         stop.send_replace(true);
@@ -151,14 +110,13 @@ impl RelayerNode {
             }
             None => None,
         };
-        let reconcile = tokio::spawn(reconcile_loop(
+        let reconcile = Reconciling::spawn(
             rpc,
             on_chain.deployment.clone(),
-            StoreLedger(store.clone()),
-            (reconciler, reconcile_runs),
+            store.clone(),
+            reconcile_state,
             config.reconcile_interval,
-            stopping,
-        ));
+        );
         Ok(RelayerNode {
             settlement,
             reconcile,
@@ -183,40 +141,11 @@ impl RelayerNode {
     /// delivered if the router answers), then closes the store.
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
-        let _ = self.reconcile.await;
+        self.reconcile.shutdown().await;
         if let Some((_, server)) = self.metrics {
             let _ = server.await;
         }
         self.settlement.shutdown().await;
         self.store.close().await;
-    }
-}
-
-async fn reconcile_loop(
-    rpc: RpcClient,
-    deployment: Deployment,
-    ledger: StoreLedger,
-    (reconciler, runs): (Arc<Reconciler>, Arc<AtomicU64>),
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        let result = reconciler.run(&rpc, &deployment, &ledger).await;
-        if result.is_ok() {
-            runs.fetch_add(1, Ordering::Relaxed);
-        }
-        match result {
-            Ok(run) if run.is_clean() => tracing::info!(mints = run.mints.len(), "reconciled"),
-            Ok(run) => tracing::error!(
-                mismatches = ?run.mismatches,
-                alerts = reconciler.alerts(),
-                "reconciliation found differences; withdrawals halted"
-            ),
-            Err(error) => tracing::warn!(%error, "reconciliation could not run"),
-        }
     }
 }

@@ -4,7 +4,8 @@
 //! store and chain agree); a co-signed transaction left to expire fails and releases the funds;
 //! reconciliation differences halt co-signing; the exit hatch (request, then execution after the
 //! delay) done on-chain alone is followed by the ledger; a withdraw the router never co-signed
-//! raises an alert.
+//! raises an alert. The devnet's own periodic reconciliation halts co-signing on a real
+//! difference between the chain and the books (tokens sent straight into a vault).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
 
@@ -172,9 +173,11 @@ async fn tokens(rpc: &RpcClient, account: &Pubkey) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows() {
     let dir = tempfile::tempdir().unwrap();
-    // Shorter slots: a co-signed transaction expires after 150 blocks.
+    // Shorter slots: a co-signed transaction expires after 150 blocks. This test drives
+    // reconciliation itself, so the periodic run stays out of its way.
     let net = Devnet::start(DevnetConfig {
         slot_interval: Duration::from_millis(50),
+        reconcile_interval: Duration::from_secs(3_600),
         ..DevnetConfig::ephemeral(dir.path())
     })
     .await
@@ -470,5 +473,77 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
     })
     .await;
     assert_eq!(rest.balance(&a, 1).await, ledger_before);
+    net.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devnets_own_reconciliation_halts_cosigning_on_a_real_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(DevnetConfig {
+        reconcile_interval: Duration::from_millis(300),
+        ..DevnetConfig::ephemeral(dir.path())
+    })
+    .await
+    .unwrap();
+    let rest = Rest {
+        base: net.http_url(),
+        http: reqwest::Client::new(),
+    };
+    let rpc = RpcClient::new(net.rpc_url());
+    let d = net.deployment().clone();
+    let alice = &net.wallets()[0];
+    let a = alice.keypair.pubkey();
+    for asset in [0, 1] {
+        eventually("the bootstrap deposits", || async {
+            (rest.balance(&a, asset).await == (DEPOSITED, 0)).then_some(())
+        })
+        .await;
+    }
+    let reconcile = net.reconcile().clone();
+    eventually("a clean periodic run", || async {
+        (reconcile.runs.get() > 0 && !net.status().reconcile_mismatch).then_some(())
+    })
+    .await;
+    assert!(net
+        .status()
+        .line(&net.status(), Duration::from_secs(1))
+        .ends_with("| recon ok"));
+    let id = rest.request(&d, &alice.keypair, 1, 1_000_000, 1).await;
+
+    // Tokens sent straight into the quote vault: the vault holds more than the program owes.
+    let vault = d.vault_address(&d.mint(1).unwrap());
+    let gift = spl_token_interface::instruction::transfer(
+        &spl_token_interface::ID,
+        &alice.token_accounts[1],
+        &vault,
+        &a,
+        &[],
+        7,
+    )
+    .unwrap();
+    kestrel_sdk::chain::send(&rpc, &[gift], &alice.keypair, &[])
+        .await
+        .unwrap();
+    eventually("the periodic run to find the difference", || async {
+        net.status().reconcile_mismatch.then_some(())
+    })
+    .await;
+    let status = net.status();
+    assert!(status
+        .line(&status, Duration::from_secs(1))
+        .ends_with("| recon MISMATCH"));
+    assert_eq!(reconcile.halted.get(), 1);
+    assert!(reconcile.mismatches.get() > 0);
+    assert!(reconcile.alerts.get() > 0);
+    let proof =
+        withdrawal::transaction_request(&d.exchange, &alice.keypair, id, &alice.token_accounts[1]);
+    let (status, e) = rest
+        .post(&format!("/v1/withdrawals/{id}/transaction"), &proof)
+        .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (503, Some("withdrawals_halted")),
+        "{e}"
+    );
     net.shutdown().await.unwrap();
 }

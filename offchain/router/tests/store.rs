@@ -20,7 +20,8 @@ use kestrel_router::model::{
 };
 use kestrel_router::state::{Rules, State};
 use kestrel_router::store::{
-    spawn_projector, OrderStatus, Page, Position, ProjectorConfig, Store, StoreError,
+    spawn_projector, ListenerCursor, OrderStatus, Page, Position, ProjectorConfig, Store,
+    StoreError,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -155,6 +156,7 @@ on_both_backends!(
     pagination_walks_everything,
     wide_values_round_trip,
     replaced_orders_keep_every_signed_version,
+    listener_cursor_is_saved_and_replaced,
 );
 
 // ---------------------------------------------------------------- event streams from State
@@ -979,6 +981,8 @@ async fn wide_values_round_trip(fx: Fixture) {
 
     let balance = journal.state.ledger().balance(&whale.owner(), BASE);
     assert!(balance.available > i64::MAX as u64);
+    let credited = store.credited_deposits().await.unwrap();
+    assert_eq!(credited.get(&(whale.owner(), BASE)), Some(&huge));
     let rows = store.balances(&whale.owner()).await.unwrap();
     assert_eq!(
         (rows[0].available, rows[0].frozen),
@@ -1007,6 +1011,34 @@ async fn wide_values_round_trip(fx: Fixture) {
     assert_eq!(history.last().unwrap().available_delta, i128::from(huge));
     assert_eq!(history[0].frozen_delta, 1_000_000_000);
     assert_eq!(history[0].available_delta, -1_000_000_000);
+}
+
+/// The listener cursor starts absent, is saved and replaced per name;
+/// a slot beyond BIGINT is refused and changes nothing.
+async fn listener_cursor_is_saved_and_replaced(fx: Fixture) {
+    let store = fx.store().await;
+    assert_eq!(store.listener_cursor("router").await.unwrap(), None);
+    let first = ListenerCursor {
+        signature: "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW".into(),
+        slot: 41,
+    };
+    store.save_listener_cursor("router", &first).await.unwrap();
+    let second = ListenerCursor {
+        signature: "2nBhEBYYvfaAe16UMNqRHre4YNSskvuYgx3M6E4JP1oDYvZEJHvoPzyUidNgNX5r9sTyN1J9UxtbCXy2rqYcuyuv".into(),
+        slot: i64::MAX as u64,
+    };
+    store.save_listener_cursor("router", &second).await.unwrap();
+    store.save_listener_cursor("other", &first).await.unwrap();
+    let too_far = ListenerCursor {
+        slot: u64::MAX,
+        ..first.clone()
+    };
+    assert!(matches!(
+        store.save_listener_cursor("router", &too_far).await,
+        Err(StoreError::OutOfRange { field: "slot", .. })
+    ));
+    assert_eq!(store.listener_cursor("router").await.unwrap(), Some(second));
+    assert_eq!(store.listener_cursor("other").await.unwrap(), Some(first));
 }
 
 /// A fill, a replace (new nonce), a second fill: each fill names the nonce it matched, the

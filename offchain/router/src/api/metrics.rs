@@ -73,6 +73,15 @@ impl Metrics {
         })
     }
 
+    /// Adds a metric owned by whoever composes the API (the node's listener and reconciliation
+    /// alerts), so it is served on the same port; its name gets the same `kestrel_api_` prefix.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), MetricsError> {
+        Ok(self.registry.register(collector)?)
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         TextEncoder::new()

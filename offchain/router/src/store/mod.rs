@@ -15,12 +15,14 @@
 //! i128 ledger deltas) are NUMERIC on PostgreSQL and exact decimal TEXT on SQLite.
 
 mod codec;
+mod listener;
 mod project;
 mod projector;
 mod query;
 mod versions;
 
 pub use codec::OrderStatus;
+pub use listener::ListenerCursor;
 pub use projector::{spawn_projector, ProjectorConfig};
 pub use query::{
     BalanceRow, Candle, DepositRow, FillRow, LedgerEntryRow, OrderRow, OutboxRow, Page,
