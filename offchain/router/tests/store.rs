@@ -25,7 +25,7 @@ use kestrel_router::store::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::{AnyConnection, Connection, Executor};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -618,6 +618,7 @@ async fn projection_matches_the_state(fx: Fixture) {
     }
 
     // Deposits, withdrawals, nonce floor.
+    let mut credited: BTreeMap<([u8; 32], u8), u64> = BTreeMap::new();
     for e in &journal.events {
         if let Event::DepositCredited {
             owner,
@@ -627,6 +628,7 @@ async fn projection_matches_the_state(fx: Fixture) {
             ix_index,
         } = &e.event
         {
+            *credited.entry((*owner, *asset)).or_default() += amount;
             let mut sig = [0u8; 64];
             hex::decode_to_slice(tx, &mut sig).unwrap();
             let rows = store.deposits_by_tx(&sig).await.unwrap();
@@ -643,6 +645,8 @@ async fn projection_matches_the_state(fx: Fixture) {
             );
         }
     }
+    assert!(!credited.is_empty());
+    assert_eq!(store.credited_deposits().await.unwrap(), credited);
     let withdrawals = store.withdrawals(&wallets[0].owner()).await.unwrap();
     let statuses: Vec<_> = withdrawals
         .iter()

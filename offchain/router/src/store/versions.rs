@@ -116,7 +116,7 @@ impl Store {
     /// Per `(owner, asset)`, the sum of every deposit credited (each row is one
     /// `(transaction, instruction)` credited exactly once).
     pub async fn credited_deposits(&self) -> Result<BTreeMap<(Owner, u8), u64>, StoreError> {
-        let rows = sqlx::query("SELECT owner, asset, amount FROM deposits")
+        let rows = sqlx::query("SELECT owner, asset, CAST(amount AS TEXT) AS amount FROM deposits")
             .fetch_all(&self.pool)
             .await?;
         let mut totals: BTreeMap<(Owner, u8), u64> = BTreeMap::new();
