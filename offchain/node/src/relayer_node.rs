@@ -6,7 +6,7 @@
 use crate::internal::{HttpStatus, Token};
 use crate::onchain::{OnChain, OnChainError};
 use crate::relayer_metrics::RelayerMetrics;
-use crate::settle::{self, Settlement};
+use crate::settle::{self, SettleConfig, Settlement};
 use kestrel_relayer::reconcile::{LedgerError, OffchainLedger, Reconciler};
 use kestrel_router::store::{Store, StoreError};
 use kestrel_sdk::Deployment;
@@ -40,8 +40,8 @@ pub struct RelayerNodeConfig {
     pub router_internal_url: String,
     /// Its bearer token.
     pub internal_token: Token,
-    /// Time between settlement rounds.
-    pub settle_interval: Duration,
+    /// The settlement loop (it polls the store every `settle.interval`).
+    pub settle: SettleConfig,
     /// Time between reconciliation runs.
     pub reconcile_interval: Duration,
     /// Prometheus metrics address; `None` disables it.
@@ -128,7 +128,8 @@ impl RelayerNode {
             Arc::new(config.operator),
             store.clone(),
             sink,
-            config.settle_interval,
+            config.settle,
+            None,
         );
         let reconciler = Arc::new(Reconciler::new());
         let reconcile_runs = Arc::new(AtomicU64::new(0));

@@ -3,7 +3,9 @@
 //! separate processes (the real binary) against a fresh PostgreSQL database and the chain's
 //! JSON-RPC; orders arrive over REST.
 //!
-//! - A crossing pair settles on-chain and the router learns it through the internal endpoint.
+//! - A crossing pair settles on-chain and the router learns it through the internal endpoint,
+//!   as a v0 transaction over the relayer's lookup table; a restarted relayer reopens that
+//!   table from its file and settles the next fill over it, creating no second table.
 //! - The other admin subcommands (pause, fees, operator) change the exchange as they say.
 //! - kill -9 of the router between the fill and its settlement: restarted on the same journal
 //!   and database, the relayer started afterwards settles the fill exactly once (also when a
@@ -11,6 +13,8 @@
 //!   reconciliation is clean.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
+
+mod common;
 
 use anchor_lang::AccountDeserialize;
 use kestrel::state::{Exchange, Market, UserAccount};
@@ -206,6 +210,22 @@ impl Cluster {
         self.dir.path().join("journal")
     }
 
+    /// Where `kestrel relayer` keeps its lookup table addresses.
+    fn tables_file(&self) -> PathBuf {
+        self.dir.path().join("lookup-tables.json")
+    }
+
+    /// Every address lookup table on the chain.
+    async fn lookup_tables(&self) -> Vec<Pubkey> {
+        self.rpc
+            .get_program_accounts(&solana_address_lookup_table_interface::program::ID)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
+
     async fn market(&self) -> Market {
         let account = self
             .rpc
@@ -329,6 +349,8 @@ async fn start_relayer(
         "confirmed",
         "--metrics-listen",
         "127.0.0.1:0",
+        "--lookup-tables-file",
+        &cluster.tables_file().display().to_string(),
     ])
     .spawn()
     .unwrap();
@@ -370,17 +392,22 @@ async fn wait_for_deposits(cluster: &Cluster, rest: &RestClient) {
 
 /// Places a crossing pair; returns once the taker's fill is acknowledged (durable).
 async fn cross(cluster: &Cluster, rest: &RestClient) {
+    cross_with_nonce(cluster, rest, 1).await;
+}
+
+/// Places a crossing pair of orders with nonce `nonce`; returns once the fill is acknowledged.
+async fn cross_with_nonce(cluster: &Cluster, rest: &RestClient, nonce: u64) {
     let ask = OrderBuilder::limit(0)
         .sell()
         .price(500)
         .size(40)
-        .sign(cluster.deployment.exchange, &cluster.maker, 1)
+        .sign(cluster.deployment.exchange, &cluster.maker, nonce)
         .unwrap();
     let bid = OrderBuilder::limit(0)
         .buy()
         .price(500)
         .size(40)
-        .sign(cluster.deployment.exchange, &cluster.taker, 1)
+        .sign(cluster.deployment.exchange, &cluster.taker, nonce)
         .unwrap();
     rest.place(&ask).await.unwrap();
     let taken = rest.place(&bid).await.unwrap();
@@ -481,6 +508,38 @@ async fn router_and_relayer_processes_settle_a_crossing_pair() {
             metric(&metrics, "kestrel_relayer_withdrawals_halted").await,
             Some(0)
         );
+        // The fill went out as v0 over the one table the relayer created and kept in its file.
+        let tables = kestrel_node::tables::read_file(&cluster.tables_file()).unwrap();
+        assert_eq!(tables.len(), 1);
+        assert_eq!(cluster.lookup_tables().await, tables);
+        let market = cluster.deployment.market_address(0);
+        assert_eq!(
+            common::settle_transactions(&cluster.rpc, &market).await,
+            vec![Some(tables.clone())]
+        );
+
+        // SIGTERM: it drains and exits cleanly; restarted, it reopens the same table.
+        terminate(relayer).await;
+        let (relayer, _) = start_relayer(&cluster, &database_url, &internal).await;
+        cross_with_nonce(&cluster, &rest, 2).await;
+        eventually("the second fill to be confirmed", || async {
+            let fills = rest.fills(&cluster.taker.pubkey()).await.ok()?;
+            let fills = fills.as_array()?.clone();
+            (fills.len() == 2 && fills.iter().all(|f| f["settlement_status"] == "confirmed"))
+                .then_some(())
+        })
+        .await;
+        assert_eq!(cluster.market().await.last_fill_id, 2);
+        assert_eq!(
+            common::settle_transactions(&cluster.rpc, &market).await,
+            vec![Some(tables.clone()), Some(tables.clone())]
+        );
+        assert_eq!(cluster.lookup_tables().await, tables, "no second table");
+        assert_eq!(
+            kestrel_node::tables::read_file(&cluster.tables_file()).unwrap(),
+            tables
+        );
+
         // SIGTERM: both drain and exit cleanly.
         for process in [relayer, router] {
             terminate(process).await;
