@@ -17,10 +17,11 @@
 //!   transaction that landed up to that height has been fed to the router: those still
 //!   Broadcasting are failed (`Command::WithdrawalFinished`, funds released). A withdrawal that
 //!   landed in the meantime is already Confirmed, and the router refuses to fail it.
-//! - The settlement loop ([`crate::settle`]) lands pending fills; in-process its statuses go
-//!   straight into the sequencer as `Command::SettlementUpdate` ([`SequencerStatus`]).
+//! - The settlement loop ([`crate::settle`]) lands pending fills, woken by the router's fills;
+//!   in-process its statuses go straight into the sequencer as `Command::SettlementUpdate`
+//!   ([`SequencerStatus`]).
 
-use crate::settle::{self, Settlement, SinkClosed, StatusSink, StatusUpdate};
+use crate::settle::{self, SettleConfig, Settlement, SinkClosed, StatusSink, StatusUpdate, Wake};
 use kestrel_relayer::listener::{
     ChainEvent, ChainSink, Listener, ListenerConfig, ListenerError, Origin, SinkError,
 };
@@ -45,10 +46,10 @@ use tokio::task::JoinHandle;
 const EXPIRY_ROWS: u32 = 256;
 
 /// Timing of the relayer loops.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BridgeConfig {
-    /// Time between settlement rounds.
-    pub settle_interval: Duration,
+    /// The settlement loop.
+    pub settle: SettleConfig,
     /// Time between listener polls.
     pub listen_interval: Duration,
 }
@@ -116,6 +117,11 @@ impl Bridge {
         self.settlement.quarantined()
     }
 
+    /// The addresses of the lookup tables settlement packs with (empty with tables off).
+    pub fn lookup_tables(&self) -> Vec<Pubkey> {
+        self.settlement.counters().lookup_tables()
+    }
+
     /// On-chain withdrawals the router did not expect (an alert: each needs an operator).
     pub fn withdrawal_alerts(&self) -> u64 {
         self.listener.metrics.withdrawal_alerts.get()
@@ -138,14 +144,15 @@ impl Bridge {
     }
 }
 
-/// Starts the listener and the settlement loop, both feeding `sequencer`.
+/// Starts the listener and the settlement loop, both feeding `sequencer`; the loop settles on
+/// every `wake` (see [`settle::feed_wake`]) and at least every `config.settle.interval`.
 pub fn start(
     rpc_url: String,
     deployment: Deployment,
     operator: Arc<Keypair>,
-    sequencer: Handle,
-    store: Store,
+    (sequencer, store): (Handle, Store),
     config: BridgeConfig,
+    wake: Option<Wake>,
 ) -> Result<Bridge, MetricsError> {
     let listener = ChainListener::start(
         RpcClient::new(rpc_url.clone()),
@@ -161,7 +168,8 @@ pub fn start(
         operator,
         store,
         SequencerStatus(sequencer),
-        config.settle_interval,
+        config.settle,
+        wake,
     );
     Ok(Bridge {
         listener,

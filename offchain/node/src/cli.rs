@@ -1,7 +1,7 @@
 //! The command line of `kestrel`: every flag has a `KESTREL_*` environment fallback and its
 //! default shown by `--help`.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use kestrel_node::admin::AdminCommand;
 use solana_commitment_config::CommitmentLevel;
 use std::net::SocketAddr;
@@ -55,6 +55,12 @@ pub struct DevnetArgs {
     /// Seconds between reconciliation runs (a difference halts co-signed withdrawals).
     #[arg(long, env = "KESTREL_RECONCILE_SECS", default_value_t = 10)]
     pub reconcile_secs: u64,
+    /// Settle with v0 transactions over address lookup tables (false: legacy transactions).
+    #[arg(long, env = "KESTREL_LOOKUP_TABLES", default_value_t = true, action = ArgAction::Set)]
+    pub lookup_tables: bool,
+    /// Milliseconds settlement collects further fills after the router reports one.
+    #[arg(long, env = "KESTREL_SETTLE_LINGER_MS", default_value_t = 5)]
+    pub settle_linger_ms: u64,
 }
 
 /// Where the chain is and which deployment to follow.
@@ -198,14 +204,32 @@ pub struct RelayerArgs {
         help_heading = "Internal endpoint"
     )]
     pub router_internal_url: String,
-    /// Milliseconds between settlement rounds.
+    /// Milliseconds between polls of the store for pending fills (each poll is one indexed
+    /// query; the interval also batches the fills that arrive meanwhile).
     #[arg(
         long,
         env = "KESTREL_SETTLE_INTERVAL_MS",
-        default_value_t = 400,
+        default_value_t = 50,
         help_heading = "Relayer"
     )]
     pub settle_interval_ms: u64,
+    /// Settle with v0 transactions over address lookup tables (false: legacy transactions).
+    #[arg(
+        long,
+        env = "KESTREL_LOOKUP_TABLES",
+        default_value_t = true,
+        action = ArgAction::Set,
+        help_heading = "Relayer"
+    )]
+    pub lookup_tables: bool,
+    /// File keeping the addresses of the operator's lookup tables across restarts.
+    #[arg(
+        long,
+        env = "KESTREL_LOOKUP_TABLES_FILE",
+        default_value = "./kestrel-data/lookup-tables.json",
+        help_heading = "Relayer"
+    )]
+    pub lookup_tables_file: PathBuf,
     /// Prometheus metrics address (settlement outcomes, reconciliation alert).
     #[arg(
         long,

@@ -14,6 +14,8 @@ use crate::cosigner::OperatorCosigner;
 use crate::keys;
 use crate::onchain::{OnChain, OnChainError, RouterLimits};
 use crate::reconcile::{self, ReconcileState, Reconciling};
+use crate::settle::{self, SettleConfig};
+use crate::tables::TablesConfig;
 use kestrel::instructions::CreateMarketArgs;
 use kestrel_relayer::embedded::{self, EmbeddedChain};
 use kestrel_relayer::reconcile::Reconciler;
@@ -57,8 +59,12 @@ pub struct DevnetConfig {
     pub rpc: SocketAddr,
     /// Time between slots of the embedded chain.
     pub slot_interval: Duration,
-    /// Time between settlement rounds.
+    /// Longest time between settlement rounds (they start as soon as fills are reported).
     pub settle_interval: Duration,
+    /// After fills are reported, how long settlement collects more before a round.
+    pub settle_linger: Duration,
+    /// Settle with v0 transactions over lookup tables (legacy transactions when off).
+    pub lookup_tables: bool,
     /// Time between listener polls.
     pub listen_interval: Duration,
     /// Time between reconciliation runs.
@@ -76,6 +82,8 @@ impl DevnetConfig {
             rpc: SocketAddr::from(([127, 0, 0, 1], 0)),
             slot_interval: Duration::from_millis(100),
             settle_interval: Duration::from_millis(200),
+            settle_linger: Duration::from_millis(5),
+            lookup_tables: true,
             listen_interval: Duration::from_millis(200),
             reconcile_interval: Duration::from_secs(1),
             bots: false,
@@ -281,12 +289,20 @@ impl Devnet {
             chain.rpc_url(),
             deployment.clone(),
             operator.clone(),
-            api.sequencer(),
-            api.store().clone(),
+            (api.sequencer(), api.store().clone()),
             bridge::BridgeConfig {
-                settle_interval: config.settle_interval,
+                settle: SettleConfig {
+                    interval: config.settle_interval,
+                    linger: config.settle_linger,
+                    // The chain starts from genesis every run: its tables are not kept.
+                    tables: TablesConfig {
+                        enabled: config.lookup_tables,
+                        file: None,
+                    },
+                },
                 listen_interval: config.listen_interval,
             },
+            Some(settle::feed_wake(api.market_data().receiver())),
         ) {
             Ok(bridge) => bridge,
             Err(error) => {

@@ -27,5 +27,6 @@ pub mod relayer_metrics;
 pub mod relayer_node;
 pub mod router_node;
 pub mod settle;
+pub mod tables;
 
 pub use devnet::{DemoWallet, Devnet, DevnetConfig, DevnetError, Status};

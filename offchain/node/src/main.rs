@@ -9,6 +9,8 @@ use kestrel_node::internal::Token;
 use kestrel_node::onchain::RouterLimits;
 use kestrel_node::relayer_node::{RelayerNode, RelayerNodeConfig};
 use kestrel_node::router_node::{RouterNode, RouterNodeConfig};
+use kestrel_node::settle::SettleConfig;
+use kestrel_node::tables::TablesConfig;
 use kestrel_node::{admin, keys, Devnet, DevnetConfig};
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_commitment_config::CommitmentConfig;
@@ -114,7 +116,15 @@ async fn relayer(args: RelayerArgs) -> anyhow::Result<()> {
         operator,
         router_internal_url: args.router_internal_url,
         internal_token: token(&args.token)?,
-        settle_interval: Duration::from_millis(args.settle_interval_ms.max(1)),
+        settle: SettleConfig {
+            interval: Duration::from_millis(args.settle_interval_ms.max(1)),
+            // Nothing wakes a separate relayer: the poll interval collects the fills.
+            linger: Duration::ZERO,
+            tables: TablesConfig {
+                enabled: args.lookup_tables,
+                file: Some(args.lookup_tables_file),
+            },
+        },
         reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
         metrics_listen: Some(args.metrics_listen),
     };
@@ -152,6 +162,8 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         slot_interval: Duration::from_millis(args.slot_ms.max(1)),
         bots: args.bots,
         reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
+        settle_linger: Duration::from_millis(args.settle_linger_ms),
+        lookup_tables: args.lookup_tables,
         ..DevnetConfig::ephemeral(PathBuf::new())
     };
     let devnet = Devnet::start(config).await.context("starting the devnet")?;

@@ -7,7 +7,7 @@ use crate::internal::{HttpStatus, Token};
 use crate::onchain::{OnChain, OnChainError};
 use crate::reconcile::{self, ReconcileState, Reconciling};
 use crate::relayer_metrics::RelayerMetrics;
-use crate::settle::{self, Settlement};
+use crate::settle::{self, SettleConfig, Settlement};
 use kestrel_router::store::{Store, StoreError};
 use kestrel_sdk::Deployment;
 use solana_client::nonblocking::rpc_client::RpcClient;
@@ -36,8 +36,8 @@ pub struct RelayerNodeConfig {
     pub router_internal_url: String,
     /// Its bearer token.
     pub internal_token: Token,
-    /// Time between settlement rounds.
-    pub settle_interval: Duration,
+    /// The settlement loop (it polls the store every `settle.interval`).
+    pub settle: SettleConfig,
     /// Time between reconciliation runs.
     pub reconcile_interval: Duration,
     /// Prometheus metrics address; `None` disables it.
@@ -90,7 +90,8 @@ impl RelayerNode {
             Arc::new(config.operator),
             store.clone(),
             sink,
-            config.settle_interval,
+            config.settle,
+            None,
         );
         let metrics = match config.metrics_listen {
             Some(listen) => {

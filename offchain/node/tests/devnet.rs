@@ -1,12 +1,15 @@
 //! End to end across crates, on the devnet composition started in-process (ports chosen by the
 //! OS, a tempdir data dir): a deposit made on-chain through `RpcClient` is credited by the
 //! router once; two demo wallets place crossing signed orders over REST; the fill settles
-//! on-chain through the relayer loops; the on-chain balances then equal the router's ledger.
+//! on-chain through the relayer loops, as a v0 transaction over the relayer's lookup table
+//! (legacy with tables off); the on-chain balances then equal the router's ledger.
 //!
 //! This lives in the node crate's `tests/` (the workspace's top-level `tests/` would need a crate
 //! of its own) because the node crate is the composition root it exercises.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
+
+mod common;
 
 use anchor_lang::AccountDeserialize;
 use kestrel::state::UserAccount;
@@ -209,6 +212,25 @@ async fn deposit_trade_and_settlement_agree_on_chain_and_in_the_router() {
     assert_eq!(fill["size_lots"], 40, "{fill}");
     assert_eq!(net.status().settled, 1);
 
+    // It landed as a v0 transaction over the settlement loop's one lookup table, which holds
+    // the market's fixed accounts and both traders' user accounts.
+    let tables = net.bridge().lookup_tables();
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    let settles = common::settle_transactions(&rpc, &d.market_address(0)).await;
+    assert_eq!(settles, vec![Some(tables.clone())]);
+    let table = rpc.get_account(&tables[0]).await.unwrap();
+    let table =
+        solana_address_lookup_table_interface::state::AddressLookupTable::deserialize(&table.data)
+            .unwrap();
+    for address in [
+        d.exchange,
+        d.market_address(0),
+        d.user_address(&maker_key),
+        d.user_address(&taker_key),
+    ] {
+        assert!(table.addresses.contains(&address), "{address}");
+    }
+
     // On-chain balances equal the router's ledger for both wallets and both assets.
     for owner in [maker_key, taker_key] {
         let account = rpc.get_account(&d.user_address(&owner)).await.unwrap();
@@ -248,13 +270,17 @@ async fn the_demo_bots_trade_and_their_fills_settle() {
 }
 
 /// A fill, a replace of the maker's order (new terms under a new nonce), a second fill: each
-/// fill settles under the signed terms it matched, so both land on-chain.
+/// fill settles under the signed terms it matched, so both land on-chain. Lookup tables are
+/// off here (`--lookup-tables=false`): the settle transactions are legacy and no table exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fills_before_and_after_a_replace_both_settle() {
     let dir = tempfile::tempdir().unwrap();
-    let net = Devnet::start(DevnetConfig::ephemeral(dir.path()))
-        .await
-        .unwrap();
+    let net = Devnet::start(DevnetConfig {
+        lookup_tables: false,
+        ..DevnetConfig::ephemeral(dir.path())
+    })
+    .await
+    .unwrap();
     let rpc = RpcClient::new(net.rpc_url());
     let d = net.deployment().clone();
     let [maker, taker] = net.wallets() else {
@@ -333,11 +359,72 @@ async fn fills_before_and_after_a_replace_both_settle() {
     let account = rpc.get_account(&d.market_address(0)).await.unwrap();
     let market = kestrel::state::Market::try_deserialize(&mut account.data.as_slice()).unwrap();
     assert_eq!(market.last_fill_id, 2);
+    let settles = common::settle_transactions(&rpc, &d.market_address(0)).await;
+    assert!(
+        !settles.is_empty() && settles.iter().all(Option::is_none),
+        "{settles:?}"
+    );
+    assert!(net.bridge().lookup_tables().is_empty());
     for owner in [maker.keypair.pubkey(), taker.keypair.pubkey()] {
         let account = rpc.get_account(&d.user_address(&owner)).await.unwrap();
         let user = UserAccount::try_deserialize(&mut account.data.as_slice()).unwrap();
         let (available, frozen) = rest.balance(&owner, 0).await.unwrap();
         assert_eq!(user.balances[0].available, available + frozen, "{owner}");
     }
+    net.shutdown().await.unwrap();
+}
+
+/// Settlement is woken by the router's fills: with the fallback interval set to an hour, a
+/// fill still settles (within the test's timeout) as a v0 transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_wakes_settlement_before_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(DevnetConfig {
+        settle_interval: Duration::from_secs(3_600),
+        ..DevnetConfig::ephemeral(dir.path())
+    })
+    .await
+    .unwrap();
+    let d = net.deployment().clone();
+    let [maker, taker] = net.wallets() else {
+        panic!("two demo wallets")
+    };
+    let client = kestrel_sdk::rest::RestClient::new(net.http_url(), d.exchange);
+    let rest = Rest {
+        base: net.http_url(),
+        http: reqwest::Client::new(),
+    };
+    for owner in [maker.keypair.pubkey(), taker.keypair.pubkey()] {
+        eventually("the bootstrap deposits", || async {
+            (rest.balance(&owner, 1).await == Some((DEPOSITED, 0))).then_some(())
+        })
+        .await;
+    }
+    let order = |builder: OrderBuilder, wallet: &Keypair| {
+        builder
+            .price(500)
+            .size(10)
+            .sign(d.exchange, wallet, 1)
+            .unwrap()
+    };
+    client
+        .place(&order(OrderBuilder::limit(0).sell(), &maker.keypair))
+        .await
+        .unwrap();
+    let taken = client
+        .place(&order(OrderBuilder::limit(0).buy(), &taker.keypair))
+        .await
+        .unwrap();
+    assert!(
+        taken.events.iter().any(|e| e["type"] == "fill"),
+        "{taken:?}"
+    );
+    eventually("the fill to settle", || async {
+        (net.status().settled == 1).then_some(())
+    })
+    .await;
+    let rpc = RpcClient::new(net.rpc_url());
+    let settles = common::settle_transactions(&rpc, &d.market_address(0)).await;
+    assert_eq!(settles, vec![Some(net.bridge().lookup_tables())]);
     net.shutdown().await.unwrap();
 }

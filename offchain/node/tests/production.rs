@@ -3,7 +3,9 @@
 //! separate processes (the real binary) against a fresh PostgreSQL database and the chain's
 //! JSON-RPC; orders arrive over REST.
 //!
-//! - A crossing pair settles on-chain and the router learns it through the internal endpoint.
+//! - A crossing pair settles on-chain and the router learns it through the internal endpoint,
+//!   as a v0 transaction over the relayer's lookup table; a restarted relayer reopens that
+//!   table from its file and settles the next fill over it, creating no second table.
 //! - The other admin subcommands (pause, fees, operator) change the exchange as they say.
 //! - kill -9 of the router between the fill and its settlement: restarted on the same journal
 //!   and database, the relayer started afterwards settles the fill exactly once (also when a
@@ -12,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
 
+mod common;
 mod support;
 
 use anchor_lang::AccountDeserialize;
@@ -70,6 +73,38 @@ async fn router_and_relayer_processes_settle_a_crossing_pair() {
             metric(&metrics, "kestrel_relayer_reconcile_mismatches").await,
             Some(0)
         );
+        // The fill went out as v0 over the one table the relayer created and kept in its file.
+        let tables = kestrel_node::tables::read_file(&cluster.tables_file()).unwrap();
+        assert_eq!(tables.len(), 1);
+        assert_eq!(cluster.lookup_tables().await, tables);
+        let market = cluster.deployment.market_address(0);
+        assert_eq!(
+            common::settle_transactions(&cluster.rpc, &market).await,
+            vec![Some(tables.clone())]
+        );
+
+        // SIGTERM: it drains and exits cleanly; restarted, it reopens the same table.
+        terminate(relayer).await;
+        let (relayer, _) = start_relayer(&cluster, &database_url, &internal).await;
+        cross_with_nonce(&cluster, &rest, 2).await;
+        eventually("the second fill to be confirmed", || async {
+            let fills = rest.fills(&cluster.taker.pubkey()).await.ok()?;
+            let fills = fills.as_array()?.clone();
+            (fills.len() == 2 && fills.iter().all(|f| f["settlement_status"] == "confirmed"))
+                .then_some(())
+        })
+        .await;
+        assert_eq!(cluster.market().await.last_fill_id, 2);
+        assert_eq!(
+            common::settle_transactions(&cluster.rpc, &market).await,
+            vec![Some(tables.clone()), Some(tables.clone())]
+        );
+        assert_eq!(cluster.lookup_tables().await, tables, "no second table");
+        assert_eq!(
+            kestrel_node::tables::read_file(&cluster.tables_file()).unwrap(),
+            tables
+        );
+
         // SIGTERM: both drain and exit cleanly.
         for process in [relayer, router] {
             terminate(process).await;

@@ -204,6 +204,22 @@ impl Cluster {
         self.dir.path().join("journal")
     }
 
+    /// Where `kestrel relayer` keeps its lookup table addresses.
+    pub fn tables_file(&self) -> PathBuf {
+        self.dir.path().join("lookup-tables.json")
+    }
+
+    /// Every address lookup table on the chain.
+    pub async fn lookup_tables(&self) -> Vec<Pubkey> {
+        self.rpc
+            .get_program_accounts(&solana_address_lookup_table_interface::program::ID)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
+
     pub async fn market(&self) -> Market {
         let account = self
             .rpc
@@ -339,6 +355,8 @@ pub async fn start_relayer(
         "confirmed",
         "--metrics-listen",
         "127.0.0.1:0",
+        "--lookup-tables-file",
+        &cluster.tables_file().display().to_string(),
     ])
     .spawn()
     .unwrap();
@@ -380,17 +398,22 @@ pub async fn wait_for_deposits(cluster: &Cluster, rest: &RestClient) {
 
 /// Places a crossing pair; returns once the taker's fill is acknowledged (durable).
 pub async fn cross(cluster: &Cluster, rest: &RestClient) {
+    cross_with_nonce(cluster, rest, 1).await;
+}
+
+/// Places a crossing pair of orders with nonce `nonce`; returns once the fill is acknowledged.
+pub async fn cross_with_nonce(cluster: &Cluster, rest: &RestClient, nonce: u64) {
     let ask = OrderBuilder::limit(0)
         .sell()
         .price(500)
         .size(40)
-        .sign(cluster.deployment.exchange, &cluster.maker, 1)
+        .sign(cluster.deployment.exchange, &cluster.maker, nonce)
         .unwrap();
     let bid = OrderBuilder::limit(0)
         .buy()
         .price(500)
         .size(40)
-        .sign(cluster.deployment.exchange, &cluster.taker, 1)
+        .sign(cluster.deployment.exchange, &cluster.taker, nonce)
         .unwrap();
     rest.place(&ask).await.unwrap();
     let taken = rest.place(&bid).await.unwrap();

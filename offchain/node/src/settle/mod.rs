@@ -4,33 +4,64 @@
 //! packs one batch at a time (orders already recorded on-chain are referenced, not
 //! re-verified), lands it with the [`Submitter`] and hands every status change, in order, to a
 //! [`StatusSink`]: the sequencer itself in-process, the router's internal endpoint otherwise.
+//!
+//! With lookup tables on ([`TablesConfig`]) every batch is a v0 transaction over the
+//! operator's tables ([`crate::tables`]), which carries several times more fills than legacy.
+//!
+//! A round starts when the router reports fills ([`feed_wake`], in-process) or after
+//! `interval` (the fallback, and the only trigger of a separate `kestrel relayer`, which polls
+//! the store). After a wake the loop lingers a little so a busy period still packs many fills
+//! per transaction, then waits until the store has projected the fills it was told of; a round
+//! that read a full page runs the next one at once.
 
+mod report;
+mod wake;
+
+pub use wake::{feed_wake, Wake};
+
+use crate::tables::{Tables, TablesConfig, TablesError};
 use anchor_lang::AccountDeserialize;
 use kestrel::encoding::Order;
 use kestrel::state::Market;
 use kestrel_relayer::batcher::{Limits, PackError, Packer, PendingFill};
-use kestrel_relayer::submitter::{
-    Attempt, Quarantined, SettlementReport, SubmitError, Submitter, SubmitterConfig,
-};
+use kestrel_relayer::submitter::{SubmitError, Submitter, SubmitterConfig};
 use kestrel_router::model::{Owner, SettlementStatus};
 use kestrel_router::store::{FillRow, Position, Store, StoreError};
 use kestrel_sdk::order::SignedOrder;
 use kestrel_sdk::Deployment;
+use report::{Counters, Reporter};
 use serde::{Deserialize, Serialize};
 use solana_client::client_error::ClientError;
 use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_sdk::message::AddressLookupTableAccount;
 use solana_sdk::pubkey::Pubkey;
-use solana_sdk::signature::{Keypair, Signature, Signer};
+use solana_sdk::signature::{Keypair, Signer};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use wake::woken;
 
 /// Fills read from the store per settlement round.
 const ROUND_FILLS: u32 = 256;
+
+/// How often the loop checks whether the store has projected the fills it was woken for.
+const PROJECTION_POLL: Duration = Duration::from_millis(1);
+
+/// When the settlement loop runs and how it packs.
+#[derive(Debug, Clone)]
+pub struct SettleConfig {
+    /// Longest time between rounds (the only trigger without a wake-up feed).
+    pub interval: Duration,
+    /// After a wake-up, how long to collect further fills before the round.
+    pub linger: Duration,
+    /// Lookup tables.
+    pub tables: TablesConfig,
+}
 
 /// One settlement status change of one fill, as reported to the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,12 +87,6 @@ pub trait StatusSink: Send + Sync + 'static {
     fn deliver(&self, update: StatusUpdate) -> impl Future<Output = Result<(), SinkClosed>> + Send;
 }
 
-#[derive(Default)]
-struct Counters {
-    settled: AtomicU64,
-    quarantined: AtomicU64,
-}
-
 /// A read handle on the loop's counters (for metrics). Cheap to clone.
 #[derive(Clone)]
 pub struct SettlementCounters(Arc<Counters>);
@@ -75,6 +100,15 @@ impl SettlementCounters {
     /// Fills quarantined by the loop so far.
     pub fn quarantined(&self) -> u64 {
         self.0.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// The addresses of the lookup tables the loop packs with (empty with tables off).
+    pub fn lookup_tables(&self) -> Vec<Pubkey> {
+        self.0
+            .tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -110,15 +144,17 @@ impl Settlement {
     }
 }
 
-/// Starts the settlement loop: a round every `interval`, statuses delivered to `sink`; fills
-/// count as settled at `rpc`'s commitment.
+/// Starts the settlement loop: a round on every `wake` (if any) and at least every
+/// `config.interval`, statuses delivered to `sink`; fills count as settled at `rpc`'s
+/// commitment.
 pub fn spawn<S: StatusSink>(
     rpc: RpcClient,
     deployment: Deployment,
     operator: Arc<Keypair>,
     store: Store,
     sink: S,
-    interval: Duration,
+    config: SettleConfig,
+    wake: Option<Wake>,
 ) -> Settlement {
     let (stop, stopped) = watch::channel(false);
     let (updates, mut updates_rx) = mpsc::unbounded_channel::<StatusUpdate>();
@@ -142,112 +178,13 @@ pub fn spawn<S: StatusSink>(
             state: Mutex::default(),
         },
         next_batch: HashMap::new(),
+        tables: None,
     };
     Settlement {
         stop,
-        settler: tokio::spawn(settler.run(interval, stopped)),
+        settler: tokio::spawn(settler.run(config, wake, stopped)),
         forwarder,
         counters,
-    }
-}
-
-/// Where the submitter's outcomes go: status updates, counters, and which fills are done.
-struct Reporter {
-    updates: mpsc::UnboundedSender<StatusUpdate>,
-    counters: Arc<Counters>,
-    state: Mutex<ReportState>,
-}
-
-#[derive(Default)]
-struct ReportState {
-    /// Reported `Submitted`, not yet final.
-    submitted: HashSet<(u32, u64)>,
-    /// Confirmed or quarantined (the store may still list them as pending for a moment).
-    finished: HashSet<(u32, u64)>,
-}
-
-impl Reporter {
-    fn state(&self) -> std::sync::MutexGuard<'_, ReportState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn update(&self, market: u32, fill_id: u64, status: SettlementStatus) {
-        let _ = self.updates.send(StatusUpdate {
-            market,
-            fill_id,
-            status,
-        });
-    }
-
-    fn finish(&self, market: u32, fill_id: u64, status: SettlementStatus) {
-        let fresh = {
-            let mut state = self.state();
-            state.submitted.remove(&(market, fill_id));
-            state.finished.insert((market, fill_id))
-        };
-        if fresh {
-            let counter = match status {
-                SettlementStatus::Quarantined => &self.counters.quarantined,
-                _ => &self.counters.settled,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            self.update(market, fill_id, status);
-        }
-    }
-
-    /// Fills submitted but not final when a run stopped go back to pending (retried later).
-    fn revert_submitted(&self) {
-        let pending: Vec<(u32, u64)> = self.state().submitted.drain().collect();
-        for (market, fill_id) in pending {
-            self.update(market, fill_id, SettlementStatus::Pending);
-        }
-    }
-
-    /// Keeps only the pending rows not yet finished; forgets finished fills the store no
-    /// longer lists as pending.
-    fn unfinished(&self, rows: Vec<FillRow>) -> Vec<FillRow> {
-        let mut state = self.state();
-        let listed: HashSet<(u32, u64)> = rows.iter().map(|r| (r.market, r.fill_id)).collect();
-        state.finished.retain(|key| listed.contains(key));
-        rows.into_iter()
-            .filter(|r| !state.finished.contains(&(r.market, r.fill_id)))
-            .collect()
-    }
-}
-
-impl SettlementReport for Reporter {
-    fn submitted(&self, attempt: &Attempt) {
-        let fresh: Vec<u64> = {
-            let mut state = self.state();
-            attempt
-                .fills
-                .iter()
-                .copied()
-                .filter(|id| state.submitted.insert((attempt.market, *id)))
-                .collect()
-        };
-        for fill_id in fresh {
-            self.update(attempt.market, fill_id, SettlementStatus::Submitted);
-        }
-    }
-
-    fn finished(&self, attempt: &Attempt) {
-        tracing::debug!(batch = attempt.batch_id, outcome = ?attempt.outcome, "settle transaction");
-    }
-
-    fn confirmed(&self, market: u32, fill_id: u64, _signature: Option<Signature>) {
-        self.finish(market, fill_id, SettlementStatus::Confirmed);
-    }
-
-    fn quarantined(&self, fill: &Quarantined) {
-        tracing::warn!(
-            market = fill.market,
-            fill_id = fill.fill_id,
-            code = ?fill.code,
-            error = %fill.error,
-            "fill quarantined"
-        );
-        self.finish(fill.market, fill.fill_id, SettlementStatus::Quarantined);
     }
 }
 
@@ -263,6 +200,8 @@ enum RoundError {
     Pack(#[from] PackError),
     #[error(transparent)]
     Submit(#[from] SubmitError),
+    #[error(transparent)]
+    Tables(#[from] TablesError),
 }
 
 impl From<ClientError> for RoundError {
@@ -279,31 +218,91 @@ struct Settler {
     reporter: Reporter,
     /// Next batch id per market (raised to the chain's `last_batch_id + 1` every round).
     next_batch: HashMap<u32, u64>,
+    /// The lookup tables, once opened (tables on).
+    tables: Option<Tables>,
+}
+
+/// Sleeps `duration` unless `stop` is raised first; returns whether to stop.
+async fn pause(duration: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = stop.changed() => {}
+    }
+    *stop.borrow()
 }
 
 impl Settler {
-    async fn run(mut self, interval: Duration, mut stop: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        config: SettleConfig,
+        mut wake: Option<Wake>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let interval = config.interval;
         while let Err(error) = self.resume_submitted().await {
             tracing::warn!(%error, "cannot read the submitted fills; retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
+            if pause(interval, &mut stop).await {
                 return;
             }
         }
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.changed() => {}
+        while config.tables.enabled && self.tables.is_none() {
+            let published = self.reporter.counters.tables.clone();
+            match Tables::open(&self.rpc, config.tables.file.clone(), published).await {
+                Ok(tables) => self.tables = Some(tables),
+                Err(error) => {
+                    tracing::error!(%error, "cannot reopen the lookup tables; retrying");
+                    if pause(interval, &mut stop).await {
+                        return;
+                    }
+                }
             }
-            if *stop.borrow() {
+        }
+        let mut backlog = false;
+        loop {
+            if !backlog {
+                let fills = tokio::select! {
+                    _ = tokio::time::sleep(interval) => false,
+                    _ = woken(&mut wake) => true,
+                    _ = stop.changed() => false,
+                };
+                if *stop.borrow() || (fills && pause(config.linger, &mut stop).await) {
+                    return;
+                }
+                if fills {
+                    self.await_projection(&mut wake, interval).await;
+                }
+            } else if *stop.borrow() {
                 return;
             }
-            if let Err(error) = self.round().await {
-                tracing::warn!(%error, "settlement round failed; retrying");
+            backlog = match self.round().await {
+                Ok(full) => full,
+                Err(error) => {
+                    tracing::warn!(%error, "settlement round failed; retrying");
+                    false
+                }
+            };
+        }
+    }
+
+    /// Waits (at most `limit`) until the store has projected the newest fill `wake` reported.
+    async fn await_projection(&self, wake: &mut Option<Wake>, limit: Duration) {
+        let Some(target) = wake.as_mut().map(|rx| *rx.borrow_and_update()) else {
+            return;
+        };
+        let deadline = Instant::now().checked_add(limit);
+        loop {
+            match self.store.cursor().await {
+                Ok(cursor) if cursor >= target => return,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the store's cursor");
+                    return;
+                }
             }
+            if deadline.is_none_or(|d| Instant::now() >= d) {
+                return;
+            }
+            tokio::time::sleep(PROJECTION_POLL).await;
         }
     }
 
@@ -325,9 +324,14 @@ impl Settler {
         }
     }
 
-    async fn round(&mut self) -> Result<(), RoundError> {
+    /// One round over a page of pending fills; returns whether the page was full (more are
+    /// waiting).
+    async fn round(&mut self) -> Result<bool, RoundError> {
         let rows = self.store.next_pending_settlements(ROUND_FILLS).await?;
+        let page_full = u32::try_from(rows.len()).is_ok_and(|n| n >= ROUND_FILLS);
         let rows = self.reporter.unfinished(rows);
+        // Fills finished but not yet marked in the store are no backlog to hurry for.
+        let full = page_full && !rows.is_empty();
         let mut by_market: BTreeMap<u32, Vec<PendingFill>> = BTreeMap::new();
         for row in rows {
             match self.pending_fill(&row).await? {
@@ -346,7 +350,7 @@ impl Settler {
         for (market, fills) in by_market {
             self.settle_market(market, &fills).await?;
         }
-        Ok(())
+        Ok(full)
     }
 
     /// The fill with both orders' signed terms, as they were when it matched.
@@ -397,12 +401,22 @@ impl Settler {
         let next = self.next_batch.entry(market).or_insert(1);
         *next = (*next).max(on_chain.last_batch_id.saturating_add(1));
         let mut next_id = *next;
+        let tables = match &mut self.tables {
+            Some(tables) => tables
+                .prepare(&self.rpc, &self.operator, &self.deployment, market, fills)
+                .await?
+                .to_vec(),
+            None => Vec::new(),
+        };
         let mut remaining = fills;
         let result = loop {
             if remaining.is_empty() {
                 break Ok(());
             }
-            match self.settle_first_batch(remaining, &mut next_id).await {
+            match self
+                .settle_first_batch(remaining, &tables, &mut next_id)
+                .await
+            {
                 Ok(count) => remaining = remaining.get(count..).unwrap_or_default(),
                 Err(error) => break Err(error),
             }
@@ -414,10 +428,12 @@ impl Settler {
         result
     }
 
-    /// Packs `fills` and lands the first batch; returns how many fills it carried.
+    /// Packs `fills` (v0 over `tables`, legacy without) and lands the first batch; returns how
+    /// many fills it carried.
     async fn settle_first_batch(
         &self,
         fills: &[PendingFill],
+        tables: &[AddressLookupTableAccount],
         next_id: &mut u64,
     ) -> Result<usize, RoundError> {
         let recorded = self.recorded(fills).await?;
@@ -427,7 +443,8 @@ impl Settler {
             limits: Limits::default(),
         };
         let mut ids = *next_id;
-        let Some(first) = packer.pack(fills, &recorded, &mut ids)?.into_iter().next() else {
+        let packed = packer.pack_with_tables(fills, &recorded, &mut ids, tables)?;
+        let Some(first) = packed.into_iter().next() else {
             return Ok(fills.len());
         };
         let count = first.batch.fills.len().max(1);
