@@ -1,6 +1,7 @@
 //! End to end across crates, on the devnet composition started in-process (ports chosen by the
 //! OS, a tempdir data dir): a deposit made on-chain through `RpcClient` is credited by the
-//! router once; two demo wallets place crossing signed orders over REST; the fill settles
+//! router once; two demo wallets place crossing signed orders over REST; the taker sees the fill
+//! and its confirmed settlement over the SDK's WebSocket client; the fill settles
 //! on-chain through the relayer loops, as a v0 transaction over the relayer's lookup table
 //! (legacy with tables off); the on-chain balances then equal the router's ledger.
 //!
@@ -15,12 +16,14 @@ use anchor_lang::AccountDeserialize;
 use kestrel::state::UserAccount;
 use kestrel_node::devnet::{DECIMALS, DEPOSITED};
 use kestrel_node::{Devnet, DevnetConfig};
+use kestrel_sdk::ws::{Channel, Data, Update, WsClient, WsConfig, WsEvent};
 use kestrel_sdk::OrderBuilder;
 use serde_json::{json, Value};
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -157,6 +160,20 @@ async fn deposit_trade_and_settlement_agree_on_chain_and_in_the_router() {
     );
     assert_eq!(credited["deposits"][0]["amount"], extra, "{credited}");
 
+    // The taker follows its fills and their settlement over the SDK's WebSocket client.
+    let (_feed, mut events) = WsClient::connect(
+        WsConfig::new(net.ws_url())
+            .subscribe(Channel::Fills)
+            .subscribe(Channel::Settlement)
+            .auth(Arc::new(taker.keypair.insecure_clone()), d.exchange, false),
+    )
+    .unwrap();
+    tokio::time::timeout(TIMEOUT, async {
+        while !matches!(events.recv().await, Some(WsEvent::Connected { .. }) | None) {}
+    })
+    .await
+    .unwrap();
+
     // Crossing signed orders over REST.
     let (status, resting) = rest
         .post(
@@ -198,6 +215,32 @@ async fn deposit_trade_and_settlement_agree_on_chain_and_in_the_router() {
             .any(|e| e["type"] == "fill"),
         "{taken}"
     );
+
+    // The fill, then its confirmed settlement, arrive over the WebSocket.
+    let mut fill_seen = None;
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match events.recv().await {
+                Some(WsEvent::Update(Update {
+                    data: Data::Fill(fill),
+                    ..
+                })) => fill_seen = Some(fill),
+                Some(WsEvent::Update(Update {
+                    data: Data::Settlement(update),
+                    ..
+                })) if update.status == "confirmed" => {
+                    let fill = fill_seen.as_ref().expect("the fill before its settlement");
+                    assert_eq!((update.market, update.fill_id), (0, fill.fill_id));
+                    assert_eq!(fill.size_lots, 40);
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("the WebSocket client stopped"),
+            }
+        }
+    })
+    .await
+    .unwrap();
 
     // The relayer settles it and the router learns it.
     let fills_path = format!("/v1/accounts/{}/fills", hex::encode(taker_key.to_bytes()));
