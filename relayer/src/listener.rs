@@ -26,8 +26,6 @@ use solana_transaction_status::{
 use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
-use std::time::Duration;
-use tokio::sync::watch;
 
 /// Where an event comes from: its transaction, the instruction's position in it, the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -152,16 +150,11 @@ impl From<solana_client::client_error::ClientError> for ListenerError {
 pub struct ListenerConfig {
     /// Signatures per `getSignaturesForAddress` page (at most 1,000).
     pub page_size: usize,
-    /// Time between polls in [`Listener::run`].
-    pub poll_interval: Duration,
 }
 
 impl Default for ListenerConfig {
     fn default() -> Self {
-        ListenerConfig {
-            page_size: 1_000,
-            poll_interval: Duration::from_millis(400),
-        }
+        ListenerConfig { page_size: 1_000 }
     }
 }
 
@@ -255,23 +248,6 @@ impl<'a> Listener<'a> {
             self.cursor_slot = Some(slot);
         }
         Ok(emitted)
-    }
-
-    /// Polls until `stop` turns true; returns the first error (the caller restarts from
-    /// [`Listener::cursor`]).
-    pub async fn run<S: ChainSink>(
-        &mut self,
-        sink: &S,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<(), ListenerError> {
-        while !*stop.borrow() {
-            self.poll_once(sink).await?;
-            tokio::select! {
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-                _ = stop.changed() => {}
-            }
-        }
-        Ok(())
     }
 }
 

@@ -90,10 +90,7 @@ async fn listener_reports_successful_deposits_and_exits_once_and_nothing_else() 
     .await;
     let ex = Exchange::deploy(&c).await;
     let d = &ex.d;
-    let config = ListenerConfig {
-        page_size: 2,
-        ..ListenerConfig::default()
-    };
+    let config = ListenerConfig { page_size: 2 };
     // A listener that has already seen the deployment's setup follows from its cursor.
     let follower_sink = Recorder::default();
     let mut follower = Listener::new(&c.rpc, d, config, None);

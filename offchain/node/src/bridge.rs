@@ -361,10 +361,7 @@ async fn listen(
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let config = ListenerConfig {
-        poll_interval: interval,
-        ..ListenerConfig::default()
-    };
+    let config = ListenerConfig::default();
     let name = deployment.exchange.to_string();
     let mut resume = None;
     while !*stop.borrow() {
