@@ -11,8 +11,10 @@
 #![allow(clippy::arithmetic_side_effects)]
 
 mod common;
+mod devnet_support;
 
 use anchor_lang::AccountDeserialize;
+use devnet_support::{eventually, Rest};
 use kestrel::state::UserAccount;
 use kestrel_node::devnet::{DECIMALS, DEPOSITED};
 use kestrel_node::{Devnet, DevnetConfig};
@@ -22,80 +24,10 @@ use serde_json::{json, Value};
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Polls `check` until it yields a value, failing after [`TIMEOUT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-struct Rest {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Rest {
-    async fn get(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200, "GET {path}");
-        response.json().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// The router's balance (available + frozen) of `owner` in `asset`.
-    async fn balance(&self, owner: &Pubkey, asset: u8) -> Option<(u64, u64)> {
-        let rows = self
-            .get(&format!(
-                "/v1/accounts/{}/balances",
-                hex::encode(owner.to_bytes())
-            ))
-            .await;
-        rows.as_array()?
-            .iter()
-            .find(|row| row["asset"] == u64::from(asset))
-            .map(|row| {
-                (
-                    row["available"].as_u64().unwrap(),
-                    row["frozen"].as_u64().unwrap(),
-                )
-            })
-    }
-}
 
 fn order_body(wallet: &Keypair, exchange: Pubkey, builder: OrderBuilder, nonce: u64) -> Value {
     let signed = builder.sign(exchange, wallet, nonce).unwrap();

@@ -9,7 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
 
+mod devnet_support;
+
 use anchor_lang::AccountDeserialize;
+use devnet_support::{eventually, Rest};
 use kestrel::encoding::WithdrawRequest;
 use kestrel::state::UserAccount;
 use kestrel_node::devnet::DEPOSITED;
@@ -22,74 +25,15 @@ use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::Duration;
 
 /// Generous: a co-signed transaction takes 150 blocks to expire.
 const TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Polls `check` until it yields a value, failing after [`TIMEOUT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-struct Rest {
-    base: String,
-    http: reqwest::Client,
-}
-
 impl Rest {
-    async fn get(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200, "GET {path}");
-        response.json().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// The router's (available, frozen) of `owner` in `asset`.
-    async fn balance(&self, owner: &Pubkey, asset: u8) -> (u64, u64) {
-        let rows = self
-            .get(&format!("/v1/accounts/{}/balances", hex::encode(owner)))
-            .await;
-        rows.as_array()
-            .and_then(|rows| rows.iter().find(|row| row["asset"] == u64::from(asset)))
-            .map_or((0, 0), |row| {
-                (
-                    row["available"].as_u64().unwrap(),
-                    row["frozen"].as_u64().unwrap(),
-                )
-            })
+    /// The router's (available, frozen) of `owner` in `asset`, zero without a balance row.
+    async fn held(&self, owner: &Pubkey, asset: u8) -> (u64, u64) {
+        self.balance(owner, asset).await.unwrap_or((0, 0))
     }
 
     /// The withdrawal `id` of `owner` as the store has it.
@@ -196,7 +140,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
     for owner in [a, b] {
         for asset in [0, 1] {
             eventually("the bootstrap deposits", || async {
-                (rest.balance(&owner, asset).await == (DEPOSITED, 0)).then_some(())
+                (rest.held(&owner, asset).await == (DEPOSITED, 0)).then_some(())
             })
             .await;
         }
@@ -206,7 +150,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
     let amount = 3_000_000;
     let destination = alice.token_accounts[1];
     let id = rest.request(&d, &alice.keypair, 1, amount, 1).await;
-    assert_eq!(rest.balance(&a, 1).await, (DEPOSITED - amount, amount));
+    assert_eq!(rest.held(&a, 1).await, (DEPOSITED - amount, amount));
     let tx_path = format!("/v1/withdrawals/{id}/transaction");
 
     // Proofs that do not come from the owner, and a destination that is not hers, are refused.
@@ -311,7 +255,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
     assert_eq!(tokens(&rpc, &destination).await, before + amount);
     let confirmed = rest.wait_status(&a, id, "confirmed").await;
     assert_eq!(confirmed["tx"], json!(hex::encode(landed)), "{confirmed}");
-    assert_eq!(rest.balance(&a, 1).await, (DEPOSITED - amount, 0));
+    assert_eq!(rest.held(&a, 1).await, (DEPOSITED - amount, 0));
     assert_eq!(
         user(&rpc, &d, &a).await.balances[1].available,
         DEPOSITED - amount
@@ -326,7 +270,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
         .await;
     assert_eq!(status, 200, "{stale}");
     rest.wait_status(&a, id2, "failed").await;
-    assert_eq!(rest.balance(&a, 1).await, (DEPOSITED - amount, 0));
+    assert_eq!(rest.held(&a, 1).await, (DEPOSITED - amount, 0));
     assert_eq!(net.bridge().withdrawals_expired(), 1);
     let late = withdrawal::sign_cosigned(
         stale["transaction"].as_str().unwrap(),
@@ -349,7 +293,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
     let mut books = HashMap::new();
     for owner in [a, b] {
         for asset in [0u8, 1] {
-            let (available, frozen) = rest.balance(&owner, asset).await;
+            let (available, frozen) = rest.held(&owner, asset).await;
             books.insert((owner, asset), available + frozen);
         }
     }
@@ -407,7 +351,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
         .await
         .unwrap();
     eventually("the exit request held", || async {
-        (rest.balance(&b, 0).await == (DEPOSITED - exit, exit)).then_some(())
+        (rest.held(&b, 0).await == (DEPOSITED - exit, exit)).then_some(())
     })
     .await;
     let rows = rest
@@ -438,7 +382,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
     assert_eq!(tokens(&rpc, &base_account).await, before + exit);
     let id4 = held["id"].as_u64().unwrap();
     rest.wait_status(&b, id4, "confirmed").await;
-    assert_eq!(rest.balance(&b, 0).await, (DEPOSITED - exit, 0));
+    assert_eq!(rest.held(&b, 0).await, (DEPOSITED - exit, 0));
     let on_chain = user(&rpc, &d, &b).await.balances[0];
     assert_eq!(
         (on_chain.available, on_chain.pending_withdrawal),
@@ -450,7 +394,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
     for owner in [a, b] {
         let chain_user = user(&rpc, &d, &owner).await;
         for asset in [0u8, 1] {
-            let (available, frozen) = rest.balance(&owner, asset).await;
+            let (available, frozen) = rest.held(&owner, asset).await;
             let on_chain = chain_user.balances[usize::from(asset)];
             assert_eq!(
                 on_chain.available + on_chain.pending_withdrawal,
@@ -463,7 +407,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
 
     // 5. A withdraw the router never co-signed (only a leaked operator key makes one) is an
     // alert, raised once, and moves nothing in the ledger.
-    let ledger_before = rest.balance(&a, 1).await;
+    let ledger_before = rest.held(&a, 1).await;
     let rogue = d.withdraw(&a, &operator, 1, &destination, 1).unwrap();
     kestrel_sdk::chain::send(&rpc, &[rogue], &alice.keypair, &[net.operator()])
         .await
@@ -472,7 +416,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
         (net.bridge().withdrawal_alerts() == 1).then_some(())
     })
     .await;
-    assert_eq!(rest.balance(&a, 1).await, ledger_before);
+    assert_eq!(rest.held(&a, 1).await, ledger_before);
     net.shutdown().await.unwrap();
 }
 
@@ -495,7 +439,7 @@ async fn the_devnets_own_reconciliation_halts_cosigning_on_a_real_mismatch() {
     let a = alice.keypair.pubkey();
     for asset in [0, 1] {
         eventually("the bootstrap deposits", || async {
-            (rest.balance(&a, asset).await == (DEPOSITED, 0)).then_some(())
+            (rest.held(&a, asset).await == (DEPOSITED, 0)).then_some(())
         })
         .await;
     }
