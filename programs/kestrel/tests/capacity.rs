@@ -8,7 +8,7 @@
 //! case for accounts) and with shared wallets (all makers one wallet, all takers another).
 //! The operator pays the fee, so the transaction carries one signature, as the relayer sends it.
 //!
-//! `cargo test -p kestrel --test capacity -- --nocapture` prints the figures recorded in
+//! `cargo test -p kestrel-program --test capacity -- --nocapture` prints the figures recorded in
 //! docs/benchmarks.md.
 #![allow(
     clippy::unwrap_used,
