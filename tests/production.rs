@@ -7,10 +7,8 @@
 //!   as a v0 transaction over the relayer's lookup table; a restarted relayer reopens that
 //!   table from its file and settles the next fill over it, creating no second table.
 //! - The other admin subcommands (pause, fees, operator) change the exchange as they say.
-//! - kill -9 of the router between the fill and its settlement: restarted on the same journal
-//!   and database, the relayer started afterwards settles the fill exactly once (also when a
-//!   previous relayer left it reported as submitted); on-chain balances equal the ledger and
-//!   reconciliation is clean.
+//!
+//! The router killed with `kill -9` between a fill and its settlement is in `end_to_end.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
 
@@ -182,58 +180,4 @@ async fn admin_subcommands_pause_announce_fees_and_rotate_the_operator() {
     .is_err());
     assert_eq!(exchange().await.settlement_paused, 1);
     cluster.chain.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_router_killed_between_fill_and_settlement_settles_once_after_restart() {
-    with_database(|database_url| async move {
-        let cluster = Cluster::start().await;
-        let (mut router, api, _) = start_router(&cluster, &database_url).await;
-        let rest = RestClient::new(api, cluster.deployment.exchange);
-        wait_for_deposits(&cluster, &rest).await;
-        cross(&cluster, &rest).await;
-
-        // kill -9 after the fill was acknowledged, before any relayer saw it.
-        router.child.start_kill().unwrap();
-        let status = router.child.wait().await.unwrap();
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(9)
-        );
-        assert_eq!(cluster.market().await.last_fill_id, 0);
-
-        // Restarted on the same journal and database: the fill is there, still pending.
-        let (router, api, internal) = start_router(&cluster, &database_url).await;
-        let rest = RestClient::new(api, cluster.deployment.exchange);
-        let fill = eventually("the fill after the restart", || async {
-            fill_status(&rest, &cluster.taker.pubkey()).await
-        })
-        .await;
-        assert_eq!(fill["settlement_status"], "pending", "{fill}");
-        // A relayer that died mid-flight would have left it submitted: the next one resumes it.
-        let status = reqwest::Client::new()
-            .post(format!(
-                "{internal}{}",
-                kestrel_node::internal::SETTLEMENT_PATH
-            ))
-            .bearer_auth(TOKEN)
-            .json(&serde_json::json!({"market": 0, "fill_id": 1, "status": "submitted"}))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status.as_u16(), 204);
-        eventually("the fill to be listed as submitted", || async {
-            fill_status(&rest, &cluster.taker.pubkey())
-                .await
-                .filter(|f| f["settlement_status"] == "submitted")
-        })
-        .await;
-
-        let (relayer, _) = start_relayer(&cluster, &database_url, &internal).await;
-        assert_settled_once(&cluster, &rest, &database_url).await;
-        drop((relayer, router));
-        cluster.chain.shutdown().await.unwrap();
-    })
-    .await;
 }

@@ -8,39 +8,13 @@
 
 mod support;
 
-use kestrel_node::keys;
 use kestrel_node::reconcile::StoreLedger;
 use kestrel_relayer::reconcile::Reconciler;
 use kestrel_router::store::Store;
 use kestrel_sdk::chain;
 use kestrel_sdk::rest::RestClient;
-use serde_json::Value;
-use solana_client::nonblocking::rpc_client::RpcClient;
-use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
 use support::*;
-
-/// The router's withdrawal `id` of `owner`, once it is in `status`.
-async fn wait_withdrawal(api: &str, owner: &Pubkey, id: u64, status: &str) -> Value {
-    let url = format!("{api}/v1/accounts/{}/withdrawals", hex::encode(owner));
-    eventually(&format!("withdrawal {id} {status}"), || async {
-        let rows: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
-        rows.as_array()?
-            .iter()
-            .find(|w| w["id"] == id && w["status"] == status)
-            .cloned()
-    })
-    .await
-}
-
-async fn token_balance(rpc: &RpcClient, account: &Pubkey) -> u64 {
-    rpc.get_token_account_balance(account)
-        .await
-        .unwrap()
-        .amount
-        .parse()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_with_the_cosigner_lands_a_cosigned_withdrawal() {
@@ -68,75 +42,11 @@ async fn a_router_with_the_cosigner_lands_a_cosigned_withdrawal() {
             Some(0)
         );
 
-        let (maker, d) = (&cluster.maker, &cluster.deployment);
         let amount = 2_000_000;
-        let destination = cluster.maker_accounts[1];
-        let request = kestrel::encoding::WithdrawRequest {
-            exchange: d.exchange,
-            owner: maker.pubkey(),
-            mint: d.mint(1).unwrap(),
-            amount,
-            nonce: 1,
-            expiry: 0,
-        }
-        .encode();
-        let answer: Value = reqwest::Client::new()
-            .post(format!("{api}/v1/withdrawals"))
-            .json(&serde_json::json!({
-                "message": hex::encode(request),
-                "signature": hex::encode(maker.sign_message(&request)),
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = answer["withdrawal_id"].as_u64().expect("a withdrawal id");
-        wait_withdrawal(&api, &maker.pubkey(), id, "pending").await;
-        let proof =
-            kestrel_sdk::withdrawal::transaction_request(&d.exchange, maker, id, &destination);
-        let response = reqwest::Client::new()
-            .post(format!("{api}/v1/withdrawals/{id}/transaction"))
-            .json(&proof)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        let cosigned: Value = response.json().await.unwrap();
-        let operator = keys::load(&cluster.dir.path().join("operator.json")).unwrap();
-        let signed = kestrel_sdk::withdrawal::sign_cosigned(
-            cosigned["transaction"].as_str().unwrap(),
-            d,
-            maker,
-            &kestrel_sdk::withdrawal::ExpectedWithdrawal {
-                asset: 1,
-                amount,
-                destination,
-                operator: operator.pubkey(),
-            },
-        )
-        .unwrap();
-        let before = token_balance(&cluster.rpc, &destination).await;
-        let landed = cluster
-            .rpc
-            .send_and_confirm_transaction(&signed)
-            .await
-            .unwrap();
-        assert_eq!(
-            token_balance(&cluster.rpc, &destination).await,
-            before + amount
-        );
-        let confirmed = wait_withdrawal(&api, &maker.pubkey(), id, "confirmed").await;
-        assert_eq!(confirmed["tx"], hex::encode(landed), "{confirmed}");
-        assert_eq!(
-            balance(&rest, &maker.pubkey(), 1).await,
-            Some((DEPOSIT - amount, 0))
-        );
-        assert_eq!(
-            cluster.on_chain_balance(&maker.pubkey(), 1).await,
-            DEPOSIT - amount
-        );
+        maker_withdraws(&cluster, &rest, 1, amount, 1).await;
+        let maker = cluster.maker.pubkey();
+        assert_eq!(balance(&rest, &maker, 1).await, Some((DEPOSIT - amount, 0)));
+        assert_eq!(cluster.on_chain_balance(&maker, 1).await, DEPOSIT - amount);
         // The landed withdrawal was expected: no alert, nothing expired.
         for name in [
             "kestrel_api_withdrawal_alerts_total",

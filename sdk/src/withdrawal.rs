@@ -5,13 +5,16 @@
 //! amount to this destination with the owner paying the fee, signed by the operator.
 //!
 //! The flow over the router's REST API (docs/protocol.md, "Withdrawal transaction request"):
-//! `POST /v1/withdrawals` with the signed 136-byte request → `withdrawal_id`;
+//! `POST /v1/withdrawals` with the signed 136-byte request → `withdrawal_id`
+//! ([`RestClient::request_withdrawal`](crate::rest::RestClient::request_withdrawal));
 //! `POST /v1/withdrawals/{id}/transaction` with [`transaction_request`] → the base64
-//! transaction; [`sign_cosigned`]; send it (e.g. `RpcClient::send_and_confirm_transaction`)
+//! transaction ([`RestClient::withdrawal_transaction`](crate::rest::RestClient::withdrawal_transaction));
+//! [`sign_cosigned`]; send it (e.g. `RpcClient::send_and_confirm_transaction`)
 //! before its `last_valid_block_height`. If it expires unsent, the withdrawal fails and the
 //! funds return to the available balance; request a new withdrawal.
 
-use crate::Deployment;
+use crate::rest::hex;
+use crate::{Deployment, OrderSigner};
 use base64::Engine;
 use solana_sdk::message::Message;
 use solana_sdk::pubkey::Pubkey;
@@ -41,24 +44,22 @@ pub fn transaction_request_message(
     out
 }
 
-/// The JSON body of `POST /v1/withdrawals/{id}/transaction`, signed by `owner`.
+/// The JSON body of `POST /v1/withdrawals/{id}/transaction`, signed by `owner`
+/// ([`RestClient::withdrawal_transaction`](crate::rest::RestClient::withdrawal_transaction)
+/// sends it).
 pub fn transaction_request(
     exchange: &Pubkey,
-    owner: &Keypair,
+    owner: &impl OrderSigner,
     id: u64,
     destination: &Pubkey,
 ) -> serde_json::Value {
     let message = transaction_request_message(exchange, &owner.pubkey(), id, destination);
     let signature = owner.sign_message(&message);
     serde_json::json!({
-        "owner": hex_of(owner.pubkey().as_ref()),
-        "destination": hex_of(destination.as_ref()),
-        "signature": hex_of(signature.as_ref()),
+        "owner": hex(owner.pubkey().as_ref()),
+        "destination": hex(destination.as_ref()),
+        "signature": hex(&signature),
     })
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The withdrawal the wallet asked for.
@@ -146,7 +147,7 @@ pub fn sign_cosigned(
     expected: &ExpectedWithdrawal,
 ) -> Result<Transaction, WithdrawalTxError> {
     let mut tx = decode(transaction_base64)?;
-    check(&tx, deployment, &owner.pubkey(), expected)?;
+    check(&tx, deployment, &Signer::pubkey(owner), expected)?;
     let blockhash = tx.message.recent_blockhash;
     tx.try_partial_sign(&[owner], blockhash)
         .map_err(|e| WithdrawalTxError::Sign(e.to_string()))?;

@@ -15,7 +15,8 @@ use kestrel_sdk::backoff::Backoff;
 use kestrel_sdk::rest::{Error, RestClient, RetryPolicy};
 use kestrel_sdk::OrderBuilder;
 use serde_json::{json, Value};
-use solana_sdk::signature::{Keypair, Signer};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signature, Signer};
 use std::future::Future;
 use std::time::Duration;
 use support::proxy::Proxy;
@@ -196,6 +197,89 @@ fn only_transport_failures_5xx_and_429_are_retryable() {
     assert!(api(503).is_retryable() && api(500).is_retryable() && api(429).is_retryable());
     assert!(!api(409).is_retryable() && !api(400).is_retryable());
     assert!(!Error::Decode(String::new()).is_retryable());
+}
+
+/// Deposits by transaction signature and the withdrawal calls: a request holds the amount and
+/// names the withdrawal; refusals are the API's typed errors; without a co-signer the router
+/// says it does not co-sign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_reads_deposits_and_requests_withdrawals() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = api::start(config(dir.path())).await.unwrap();
+    let client = RestClient::connect(format!("http://{}", api.local_addr()))
+        .await
+        .unwrap();
+    let owner = Keypair::new();
+    let key = owner.pubkey();
+    deposit(&api, &owner, QUOTE, 5_000_000, 7).await;
+    let signature = Signature::from([7; 64]);
+    let credited = support::eventually("the deposit credited", || async {
+        client.deposits(&signature).await.ok()
+    })
+    .await;
+    assert_eq!(credited["deposits"][0]["amount"], 5_000_000, "{credited}");
+    match client.deposits(&Signature::from([8; 64])).await {
+        Err(Error::Api {
+            status: 404, error, ..
+        }) => assert_eq!(error, "not_found"),
+        other => panic!("expected not_found, got {other:?}"),
+    }
+
+    let quote_mint = Pubkey::new_from_array([QUOTE + 1; 32]);
+    match client
+        .request_withdrawal(&owner, quote_mint, 5_000_001, 1)
+        .await
+    {
+        Err(Error::Api {
+            status: 422, error, ..
+        }) => assert_eq!(error, "insufficient_balance"),
+        other => panic!("expected insufficient_balance, got {other:?}"),
+    }
+    let ack = client
+        .request_withdrawal(&owner, quote_mint, 2_000_000, 2)
+        .await
+        .unwrap();
+    let id = ack.withdrawal_id.expect("the withdrawal's id");
+    assert_eq!(ack.order_id, None);
+    let listed = eventually(
+        || client.withdrawals(&key),
+        |w| w.as_array().is_some_and(|a| a.len() == 1),
+    )
+    .await;
+    assert_eq!(
+        (listed[0]["id"].as_u64(), listed[0]["status"].as_str()),
+        (Some(id), Some("pending")),
+        "{listed}"
+    );
+    let balances = eventually(
+        || client.balances(&key),
+        |b| {
+            b.as_array()
+                .is_some_and(|a| a.iter().any(|r| r["frozen"] == 2_000_000))
+        },
+    )
+    .await;
+    assert_eq!(balances[0]["available"], 3_000_000, "{balances}");
+
+    // Someone else's proof is refused; the owner's, without a co-signer, is unavailable.
+    let destination = Pubkey::new_unique();
+    match client
+        .withdrawal_transaction(&Keypair::new(), id, &destination)
+        .await
+    {
+        Err(Error::Api { status: 401, .. }) => {}
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match client
+        .withdrawal_transaction(&owner, id, &destination)
+        .await
+    {
+        Err(Error::Api {
+            status: 503, error, ..
+        }) => assert_eq!(error, "unavailable"),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    api.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! What the in-process devnet tests share: polling for a condition and a plain REST client.
 //! Each test file sets its own `TIMEOUT` (the crate root's), sized for what it waits on.
+#![allow(dead_code)]
 
 use super::TIMEOUT;
 use serde_json::Value;
@@ -8,22 +9,12 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Polls `check` until it yields a value, failing after the test file's `TIMEOUT`.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    kestrel_e2e::eventually(TIMEOUT, Duration::from_millis(25), what, check).await
 }
 
 /// The router's REST API, as raw JSON.

@@ -33,22 +33,12 @@ pub const TOKEN: &str = "test-internal-token-0123456789";
 pub const DEPOSIT: u64 = 50_000_000;
 
 /// Polls `check` until it yields a value, failing after [`TIMEOUT`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    kestrel_e2e::eventually(TIMEOUT, Duration::from_millis(50), what, check).await
 }
 
 pub fn postgres_server() -> String {
@@ -246,7 +236,7 @@ pub struct Process {
 }
 
 pub fn kestrel(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kestrel"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kestrel-under-test"));
     command
         .args(args)
         .env("KESTREL_INTERNAL_TOKEN", TOKEN)
@@ -440,6 +430,16 @@ pub async fn assert_settled_once(cluster: &Cluster, rest: &RestClient, database_
     let market = cluster.market().await;
     assert_eq!(market.last_fill_id, 1);
     assert_eq!(market.volume_lots, 40, "the fill settled exactly once");
+    assert_eq!(
+        balance(rest, &cluster.maker.pubkey(), 0).await,
+        Some((DEPOSIT - 40 * 1_000, 0))
+    );
+    assert_books_reconcile(cluster, rest, database_url).await;
+}
+
+/// Both wallets' on-chain balances equal the router's ledger (nothing frozen), and a
+/// reconciliation of the chain against the store's ledger is clean.
+pub async fn assert_books_reconcile(cluster: &Cluster, rest: &RestClient, database_url: &str) {
     for owner in [cluster.maker.pubkey(), cluster.taker.pubkey()] {
         for asset in [0u8, 1] {
             let (available, frozen) = balance(rest, &owner, asset).await.unwrap();
@@ -451,10 +451,6 @@ pub async fn assert_settled_once(cluster: &Cluster, rest: &RestClient, database_
             );
         }
     }
-    assert_eq!(
-        balance(rest, &cluster.maker.pubkey(), 0).await,
-        Some((DEPOSIT - 40 * 1_000, 0))
-    );
     let store = Store::connect(database_url).await.unwrap();
     let reconciler = Reconciler::new();
     let run = reconciler
@@ -468,6 +464,90 @@ pub async fn assert_settled_once(cluster: &Cluster, rest: &RestClient, database_
     assert!(run.is_clean(), "{:?}", run.mismatches);
     assert!(!reconciler.withdrawals_halted());
     store.close().await;
+}
+
+/// The router's withdrawal `id` of `owner`, once it is in `status`.
+pub async fn wait_withdrawal(rest: &RestClient, owner: &Pubkey, id: u64, status: &str) -> Value {
+    eventually(&format!("withdrawal {id} {status}"), || async {
+        let rows = rest.withdrawals(owner).await.ok()?;
+        rows.as_array()?
+            .iter()
+            .find(|w| w["id"] == id && w["status"] == status)
+            .cloned()
+    })
+    .await
+}
+
+pub async fn token_balance(rpc: &RpcClient, account: &Pubkey) -> u64 {
+    rpc.get_token_account_balance(account)
+        .await
+        .unwrap()
+        .amount
+        .parse()
+        .unwrap()
+}
+
+/// The maker withdraws `amount` of `asset` to its own token account through the SDK, with a
+/// router started with `--cosigner-keypair` (the cluster's operator): the signed request holds
+/// the amount; the operator's co-signed transaction is checked and signed by the SDK and sent;
+/// the tokens arrive and the router confirms the withdrawal with the landed transaction.
+/// Returns the withdrawal's id.
+pub async fn maker_withdraws(
+    cluster: &Cluster,
+    rest: &RestClient,
+    asset: u8,
+    amount: u64,
+    nonce: u64,
+) -> u64 {
+    let (maker, d) = (&cluster.maker, &cluster.deployment);
+    let destination = cluster.maker_accounts[usize::from(asset)];
+    let (available, frozen) = balance(rest, &maker.pubkey(), asset).await.unwrap();
+    let ack = rest
+        .request_withdrawal(maker, d.mint(asset).unwrap(), amount, nonce)
+        .await
+        .unwrap();
+    let id = ack.withdrawal_id.expect("a withdrawal id");
+    eventually("the withdrawal's hold", || async {
+        let held = Some((available - amount, frozen + amount));
+        (balance(rest, &maker.pubkey(), asset).await == held).then_some(())
+    })
+    .await;
+    wait_withdrawal(rest, &maker.pubkey(), id, "pending").await;
+    let cosigned = rest
+        .withdrawal_transaction(maker, id, &destination)
+        .await
+        .unwrap();
+    let operator = keys::load(&cluster.dir.path().join("operator.json")).unwrap();
+    let signed = kestrel_sdk::withdrawal::sign_cosigned(
+        &cosigned.transaction,
+        d,
+        maker,
+        &kestrel_sdk::withdrawal::ExpectedWithdrawal {
+            asset,
+            amount,
+            destination,
+            operator: operator.pubkey(),
+        },
+    )
+    .unwrap();
+    let before = token_balance(&cluster.rpc, &destination).await;
+    let landed = cluster
+        .rpc
+        .send_and_confirm_transaction(&signed)
+        .await
+        .unwrap();
+    assert_eq!(
+        token_balance(&cluster.rpc, &destination).await,
+        before + amount
+    );
+    let confirmed = wait_withdrawal(rest, &maker.pubkey(), id, "confirmed").await;
+    assert_eq!(confirmed["tx"], hex::encode(landed), "{confirmed}");
+    eventually("the hold paid out", || async {
+        let paid = Some((available - amount, frozen));
+        (balance(rest, &maker.pubkey(), asset).await == paid).then_some(())
+    })
+    .await;
+    id
 }
 
 /// Sends SIGTERM and expects a clean exit.

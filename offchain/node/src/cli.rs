@@ -1,8 +1,8 @@
 //! The command line of `kestrel`: every flag has a `KESTREL_*` environment fallback and its
 //! default shown by `--help`.
 
+use crate::admin::AdminCommand;
 use clap::{ArgAction, Args, Parser, Subcommand};
-use kestrel_node::admin::AdminCommand;
 use solana_commitment_config::CommitmentLevel;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -7,6 +7,7 @@
 //!   separate processes against a cluster's RPC and a SQL store, talking through the router's
 //!   operator-only [`internal`] endpoint; [`onchain`] reads the deployment they mirror;
 //!   [`relayer_metrics`] are the relayer's Prometheus metrics.
+//! - [`app`] and [`cli`]: the `kestrel` binary itself (its `main` and command line).
 //! - [`admin`]: the admin's instructions against a cluster.
 //! - [`bots`]: the demo market maker and taker of `kestrel devnet --bots`.
 //! - [`bridge`]: the relayer ↔ router wiring in one process (chain events into the sequencer,
@@ -15,8 +16,10 @@
 //!   router API; [`reconcile`]: the periodic reconciliation whose verdict halts it.
 
 pub mod admin;
+pub mod app;
 pub mod bots;
 pub mod bridge;
+pub mod cli;
 pub mod cosigner;
 pub mod devnet;
 pub mod internal;

@@ -26,10 +26,12 @@ mod retry;
 pub use retry::RetryPolicy;
 
 use crate::order::SignedOrder;
-use crate::protocol::{Cancel, CancelAll, CancelSide, ALL_MARKETS};
+use crate::protocol::{Cancel, CancelAll, CancelSide, WithdrawRequest, ALL_MARKETS};
 use crate::signer::OrderSigner;
+use crate::withdrawal;
 use serde::{Deserialize, Serialize};
 use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Signature;
 
 /// REST client errors.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,9 @@ pub struct Ack {
     /// The id of the placed (or replacing) order, if any.
     #[serde(default)]
     pub order_id: Option<u64>,
+    /// The id of the requested withdrawal, if any.
+    #[serde(default)]
+    pub withdrawal_id: Option<u64>,
     /// The events the command produced (accepted, fills, cancels, ...).
     #[serde(default)]
     pub events: Vec<serde_json::Value>,
@@ -73,6 +78,25 @@ pub struct Ack {
     /// and `events` is empty.
     #[serde(default)]
     pub recovered: bool,
+}
+
+/// The operator's co-signed `withdraw` transaction for a pending withdrawal
+/// (`POST /v1/withdrawals/{id}/transaction`). Check and sign it with
+/// [`withdrawal::sign_cosigned`], then send it before `last_valid_block_height`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CosignedWithdrawal {
+    /// The withdrawal's id.
+    pub withdrawal_id: u64,
+    /// Sequence number of the command that recorded it as broadcasting.
+    pub seq: u64,
+    /// Base64 of the serialized transaction, signed by the operator, the owner's signature
+    /// missing.
+    pub transaction: String,
+    /// Hex of the operator's signature in it.
+    pub cosignature: String,
+    /// The last block height at which the transaction can land; after it, the withdrawal
+    /// fails and its funds return to the available balance.
+    pub last_valid_block_height: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +347,64 @@ impl RestClient {
     /// `GET /v1/accounts/{owner}/fills`: the newest fills first.
     pub async fn fills(&self, owner: &Pubkey) -> Result<serde_json::Value, Error> {
         self.get(&format!("/v1/accounts/{}/fills", hex(owner.as_ref())))
+            .await
+    }
+
+    /// `GET /v1/deposits/{tx}`: what the router credited for the deposit transaction
+    /// `signature` (`{"deposits": [...]}`); [`Error::Api`] 404 `not_found` until the listener
+    /// has credited it.
+    pub async fn deposits(&self, signature: &Signature) -> Result<serde_json::Value, Error> {
+        self.get(&format!("/v1/deposits/{}", hex(signature.as_ref())))
+            .await
+    }
+
+    /// `POST /v1/withdrawals`: asks to withdraw `amount` atoms of `mint` from `signer`'s
+    /// balance with the request nonce `nonce` (never used before by this owner). The amount is
+    /// held at once; the [`Ack::withdrawal_id`] names the withdrawal for
+    /// [`RestClient::withdrawal_transaction`]. Not retried: a second try after a lost answer
+    /// would be refused as a reused nonce; look the withdrawal up with
+    /// [`RestClient::withdrawals`] instead.
+    pub async fn request_withdrawal(
+        &self,
+        signer: &impl OrderSigner,
+        mint: Pubkey,
+        amount: u64,
+        nonce: u64,
+    ) -> Result<Ack, Error> {
+        let request = WithdrawRequest {
+            exchange: self.exchange,
+            owner: signer.pubkey(),
+            mint,
+            amount,
+            nonce,
+            expiry: 0,
+        };
+        let bytes = request.encode();
+        self.post(
+            "/v1/withdrawals",
+            &SignedBody::new(&bytes, &signer.sign_message(&bytes)),
+        )
+        .await
+    }
+
+    /// `POST /v1/withdrawals/{id}/transaction`: proves `signer` owns pending withdrawal `id`
+    /// and gets the operator's co-signed transaction paying `destination` (a token account of
+    /// the owner's for the withdrawal's mint). Given once per withdrawal; not retried.
+    pub async fn withdrawal_transaction(
+        &self,
+        signer: &impl OrderSigner,
+        id: u64,
+        destination: &Pubkey,
+    ) -> Result<CosignedWithdrawal, Error> {
+        let body = withdrawal::transaction_request(&self.exchange, signer, id, destination);
+        self.post(&format!("/v1/withdrawals/{id}/transaction"), &body)
+            .await
+    }
+
+    /// `GET /v1/accounts/{owner}/withdrawals`: the owner's withdrawals and their status
+    /// (pending, broadcasting, confirmed, failed).
+    pub async fn withdrawals(&self, owner: &Pubkey) -> Result<serde_json::Value, Error> {
+        self.get(&format!("/v1/accounts/{}/withdrawals", hex(owner.as_ref())))
             .await
     }
 }

@@ -123,6 +123,7 @@ impl RestClient {
                 seq: row["created_seq"].as_u64().unwrap_or(order_id),
                 timestamp_ms: 0,
                 order_id: Some(order_id),
+                withdrawal_id: None,
                 events: Vec::new(),
                 recovered: true,
             })
@@ -160,6 +161,7 @@ impl RestClient {
             seq: order_id,
             timestamp_ms: 0,
             order_id: Some(order_id),
+            withdrawal_id: None,
             events: Vec::new(),
             recovered: true,
         }))
