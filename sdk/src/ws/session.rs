@@ -129,7 +129,10 @@ impl Runner {
     }
 
     async fn session(&mut self) -> End {
-        let connect = tokio_tungstenite::connect_async(self.config.url.as_str());
+        // Nagle off: an order or cancel is one small frame that must leave at once, not wait
+        // for the server's delayed ACK of the previous one.
+        let connect =
+            tokio_tungstenite::connect_async_with_config(self.config.url.as_str(), None, true);
         let mut socket = match timeout(self.config.connect_timeout, connect).await {
             Ok(Ok((socket, _))) => socket,
             Ok(Err(e)) => return lost(format!("connect: {e}")),
