@@ -152,6 +152,7 @@ on_both_backends!(
     reapplying_changes_nothing,
     rebuild_from_scratch_is_identical,
     duplicate_deposit_is_refused,
+    an_unknown_order_is_inconsistent_and_writes_nothing,
     candles_are_exact,
     pagination_walks_everything,
     wide_values_round_trip,
@@ -753,10 +754,15 @@ async fn rebuild_from_scratch_is_identical(fx: Fixture) {
     let cursor = task.await.unwrap().unwrap();
     assert_eq!(cursor, position(journal.events.last().unwrap()));
 
+    // One event per batch: what folding a batch in memory must reproduce.
+    let one_by_one = fx.store().await;
+    apply_in_batches(&one_by_one, &journal.events, 1).await;
+
     let digests = live.table_digests().await.unwrap();
     assert!(digests.iter().all(|d| d.rows > 0), "{digests:?}");
     assert_eq!(rebuilt.table_digests().await.unwrap(), digests);
     assert_eq!(projected.table_digests().await.unwrap(), digests);
+    assert_eq!(one_by_one.table_digests().await.unwrap(), digests);
 }
 
 async fn duplicate_deposit_is_refused(fx: Fixture) {
@@ -804,6 +810,55 @@ async fn duplicate_deposit_is_refused(fx: Fixture) {
     let rows = store.deposits_by_tx(&sig).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].seq, original.seq);
+}
+
+/// A batch naming an order the projection does not have stops there: the typed error names
+/// the event, and nothing of the batch (not even its valid events before) is written.
+async fn an_unknown_order_is_inconsistent_and_writes_nothing(fx: Fixture) {
+    let (journal, _) = random_journal();
+    let store = fx.store().await;
+    store.apply_batch(&journal.events).await.unwrap();
+    let cursor = store.cursor().await.unwrap();
+    let before = store.table_digests().await.unwrap();
+    let next = cursor.seq + 1;
+    let batch = vec![
+        Sequenced {
+            seq: next,
+            index: 0,
+            timestamp_ms: journal.now_ms,
+            event: Event::NonceFloor {
+                owner: [7; 32],
+                floor: 3,
+            },
+        },
+        Sequenced {
+            seq: next,
+            index: 1,
+            timestamp_ms: journal.now_ms,
+            event: Event::OrderDone {
+                order_id: 999_999,
+                market: 0,
+                owner: [7; 32],
+                reason: DoneReason::Cancelled,
+                remaining_lots: 0,
+            },
+        },
+    ];
+    let refused = store.apply_batch(&batch).await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Inconsistent {
+                seq,
+                index: 1,
+                what: "order",
+                id: 999_999,
+            }) if seq == next
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.cursor().await.unwrap(), cursor);
+    assert_eq!(store.table_digests().await.unwrap(), before);
 }
 
 async fn candles_are_exact(fx: Fixture) {

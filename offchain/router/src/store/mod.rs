@@ -19,6 +19,8 @@ mod listener;
 mod project;
 mod projector;
 mod query;
+mod rows;
+mod stage;
 mod versions;
 
 pub use codec::OrderStatus;

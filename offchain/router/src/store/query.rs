@@ -392,7 +392,7 @@ pub struct Candle {
     pub trades: u64,
 }
 
-const ORDER_COLUMNS: &str = "order_id, market, owner, side, \
+pub(super) const ORDER_COLUMNS: &str = "order_id, market, owner, side, \
     CAST(price_ticks AS TEXT) AS price_ticks, CAST(size_lots AS TEXT) AS size_lots, \
     CAST(remaining_lots AS TEXT) AS remaining_lots, CAST(filled_lots AS TEXT) AS filled_lots, \
     status, CAST(nonce AS TEXT) AS nonce, expiry, \
@@ -425,7 +425,7 @@ const CANDLE_COLUMNS: &str = "market, interval_secs, open_time, \
     CAST(low_ticks AS TEXT) AS low_ticks, CAST(close_ticks AS TEXT) AS close_ticks, \
     CAST(volume_lots AS TEXT) AS volume_lots, CAST(quote_volume AS TEXT) AS quote_volume, trades";
 
-fn order_row(row: &AnyRow) -> Result<OrderRow, StoreError> {
+pub(super) fn order_row(row: &AnyRow) -> Result<OrderRow, StoreError> {
     Ok(OrderRow {
         order_id: get_int(row, "order_id")?,
         market: get_int(row, "market")?,
