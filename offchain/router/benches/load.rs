@@ -831,6 +831,35 @@ fn fanout_child(addr: &str, subs: usize, market: u32) {
     });
 }
 
+/// How far the SQL projection (written off the hot path) is behind once intake stops: one
+/// more command is sequenced, then the store's cursor is polled until it reaches it.
+fn projection_lag(rt: &tokio::runtime::Runtime, api: &api::Api, maker: &Wallet) {
+    let stopped = Instant::now();
+    rt.block_on(async {
+        let store = api.store();
+        let behind = store.cursor().await.unwrap().seq;
+        let ack = api
+            .sequencer()
+            .submit(Command::DepositObserved {
+                owner: maker.owner,
+                asset: BASE,
+                amount: 1,
+                tx: [0xee; 64],
+                ix_index: 0,
+            })
+            .await
+            .unwrap();
+        while store.cursor().await.unwrap().seq < ack.seq {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        println!(
+            "projection: {} commands behind when intake stopped, caught up {:.2} s later",
+            ack.seq.saturating_sub(behind),
+            stopped.elapsed().as_secs_f64()
+        );
+    });
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("--fanout-child") {
@@ -964,6 +993,7 @@ fn run(args: &Args) {
         println!("load generator: in the server's process (own runtime, {cores} workers)");
         intake_phases(args, &client_rt, &addr.to_string(), vn);
     }
+    projection_lag(&server_rt, &api, &maker);
     if args.runs("fanout") {
         fanout(args, &client_rt, &addr.to_string(), &base, &mut maker);
     }
