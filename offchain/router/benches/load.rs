@@ -979,6 +979,8 @@ fn run(args: &Args) {
         }
     });
     println!("funded {} wallets", owners.len());
+    // The API's shutdown waits for every sequencer handle to be dropped.
+    drop(sequencer);
 
     if args.client_process {
         // The load generator in its own process: its runtime no longer shares a scheduler

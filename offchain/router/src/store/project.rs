@@ -190,7 +190,7 @@ impl Store {
             }
         }
         if !fresh.is_empty() {
-            let existing = read_orders(&mut tx, &referenced_orders(&fresh)).await?;
+            let existing = read_orders(&mut tx, self.dialect, &referenced_orders(&fresh)).await?;
             let stage = Stage::fold(&fresh, existing)?;
             write(&mut tx, self.dialect, stage).await?;
             sqlx::query("UPDATE projection_cursor SET last_seq = $1, last_idx = $2 WHERE id = 1")
@@ -210,6 +210,7 @@ impl Store {
 /// The stored rows of `ids` (those missing are simply absent: the fold reports them).
 async fn read_orders(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     ids: &std::collections::BTreeSet<u64>,
 ) -> Result<BTreeMap<u64, OrderRow>, StoreError> {
     let ids = ids
@@ -218,10 +219,7 @@ async fn read_orders(
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = BTreeMap::new();
     for chunk in ids.chunks(READ_CHUNK) {
-        let list = (1..=chunk.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = rows::placeholders(dialect, chunk.len());
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id IN ({list})");
         let mut query = sqlx::query(&sql);
         for id in chunk {

@@ -59,6 +59,15 @@ pub(super) async fn insert(
     Ok(affected)
 }
 
+/// `count` comma-separated placeholders for one list of values (e.g. an `IN (…)` list).
+pub(super) fn placeholders(dialect: Dialect, count: usize) -> String {
+    let one = |n: usize| match dialect {
+        Dialect::Sqlite => "?".to_owned(),
+        Dialect::Postgres => format!("${n}"),
+    };
+    (1..=count).map(one).collect::<Vec<_>>().join(", ")
+}
+
 /// The largest power of two not above `left` nor [`MAX_ROWS`].
 fn chunk(left: usize) -> usize {
     let mut size = MAX_ROWS;
@@ -81,11 +90,18 @@ fn statement(dialect: Dialect, table: &str, columns: &[Column], rows: usize, tai
             if i > 0 {
                 sql.push_str(", ");
             }
-            n = n.saturating_add(1);
-            sql.push('$');
-            sql.push_str(&n.to_string());
-            if *wide && dialect == Dialect::Postgres {
-                sql.push_str("::numeric");
+            match dialect {
+                // Anonymous parameters: sqlx looks every named one up by index in SQLite, which
+                // walks the statement's list of names each time (quadratic in a wide statement).
+                Dialect::Sqlite => sql.push('?'),
+                Dialect::Postgres => {
+                    n = n.saturating_add(1);
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                    if *wide {
+                        sql.push_str("::numeric");
+                    }
+                }
             }
         }
         sql.push(')');
@@ -111,15 +127,15 @@ mod tests {
     }
 
     #[test]
-    fn statements_number_placeholders_across_rows_and_cast_wide_columns_on_postgres() {
+    fn postgres_numbers_placeholders_and_casts_wide_columns_sqlite_leaves_them_anonymous() {
         let columns = [("a", false), ("b", true)];
         assert_eq!(
             statement(Dialect::Postgres, "t", &columns, 2, "ON CONFLICT DO NOTHING"),
             "INSERT INTO t (a, b) VALUES ($1, $2::numeric), ($3, $4::numeric) ON CONFLICT DO NOTHING"
         );
         assert_eq!(
-            statement(Dialect::Sqlite, "t", &columns, 1, ""),
-            "INSERT INTO t (a, b) VALUES ($1, $2)"
+            statement(Dialect::Sqlite, "t", &columns, 2, ""),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
         );
     }
 }
