@@ -291,6 +291,8 @@ async fn run(args: &Args, rate: u64) {
         percentile(&lags, 0.999),
         lags.last().map_or(0.0, |d| d.as_secs_f64() * 1_000.0),
     );
+    // The router's shutdown waits for every sequencer handle to be dropped.
+    drop(sequencer);
     net.shutdown().await.unwrap();
 }
 
