@@ -464,6 +464,89 @@ fn report(name: &str, stats: &Stats, elapsed: Duration, open: bool, vps: f64) ->
     rate
 }
 
+/// CPU time of the router's threads and of the load generator's, from `/proc/<pid>/task`
+/// (user + system, in clock ticks of 10 ms): how much of the machine each acknowledged order
+/// costs on each side, which the orders/s of a shared 2-core machine cannot show.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    /// Every router thread: runtime workers ("server"), verification pool, sequencer,
+    /// snapshot writer, SQLite workers.
+    router: u64,
+    /// Of which the verification pool.
+    verify: u64,
+    /// Of which the SQLite workers (the SQL projection and the API's reads).
+    sql: u64,
+    /// The load generator (the rest of this process, or all of it as the child).
+    generator: u64,
+}
+
+impl Cpu {
+    /// Ticks so far. `router` is "self" when the load generator shares the router's process,
+    /// else the router's process id (the generator is then this whole process).
+    fn now(router: &str) -> Cpu {
+        let mut cpu = Cpu::default();
+        for (name, ticks) in thread_ticks(router) {
+            let is_router =
+                name == "server" || name.starts_with("kestrel-") || name.starts_with("sqlx-");
+            if !is_router {
+                cpu.generator += ticks;
+                continue;
+            }
+            cpu.router += ticks;
+            if name.starts_with("kestrel-verify") {
+                cpu.verify += ticks;
+            }
+            if name.starts_with("sqlx-") {
+                cpu.sql += ticks;
+            }
+        }
+        if router != "self" {
+            cpu.generator = thread_ticks("self").iter().map(|(_, t)| t).sum();
+        }
+        cpu
+    }
+
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            router: self.router.saturating_sub(before.router),
+            verify: self.verify.saturating_sub(before.verify),
+            sql: self.sql.saturating_sub(before.sql),
+            generator: self.generator.saturating_sub(before.generator),
+        }
+    }
+
+    fn report(&self, orders: u64) {
+        let per = |ticks: u64| ticks as f64 * 10_000.0 / orders.max(1) as f64;
+        println!(
+            "  CPU per acknowledged order: router {:.0} µs (verification {:.0}, SQLite {:.0}), load generator {:.0} µs; the router alone would use {:.2} cores at 20,000 orders/s",
+            per(self.router),
+            per(self.verify),
+            per(self.sql),
+            per(self.generator),
+            per(self.router) * 20_000.0 / 1_000_000.0
+        );
+    }
+}
+
+/// (thread name, user + system clock ticks) of every thread of process `pid`.
+fn thread_ticks(pid: &str) -> Vec<(String, u64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            // Fields after the parenthesised name: state is the 3rd field, utime the 14th.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some((name.trim().to_owned(), ticks))
+        })
+        .collect()
+}
+
 /// Open loop over HTTP: client `i` sends op `k` at `start + (i + k·N)/R`.
 async fn http_open(base: &str, ops: Vec<Vec<Op>>, rate: u64, window: usize) -> (Stats, Duration) {
     let n = ops.len() as u64;
@@ -993,7 +1076,7 @@ fn run(args: &Args) {
         assert!(status.success(), "load child failed: {status}");
     } else {
         println!("load generator: in the server's process (own runtime, {cores} workers)");
-        intake_phases(args, &client_rt, &addr.to_string(), vn);
+        intake_phases(args, &client_rt, &addr.to_string(), vn, "self");
     }
     projection_lag(&server_rt, &api, &maker);
     if args.runs("fanout") {
@@ -1019,11 +1102,18 @@ fn load_child(addr: &str, vps: f64, args: &Args) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let client_rt = runtime("client", cores);
     println!("load generator: in a child process (own runtime, {cores} workers)");
-    intake_phases(args, &client_rt, addr, vps);
+    let router = std::os::unix::process::parent_id().to_string();
+    intake_phases(args, &client_rt, addr, vps, &router);
 }
 
 /// The intake phases `args` selects, from wallets `0..clients` (funded by the server side).
-fn intake_phases(args: &Args, client_rt: &tokio::runtime::Runtime, addr: &str, vn: f64) {
+fn intake_phases(
+    args: &Args,
+    client_rt: &tokio::runtime::Runtime,
+    addr: &str,
+    vn: f64,
+    router: &str,
+) {
     let base = format!("http://{addr}");
     let ws_url = format!("ws://{addr}/v1/ws");
     let mut wallets: Vec<Wallet> = (0..args.clients).map(Wallet::new).collect();
@@ -1037,24 +1127,31 @@ fn intake_phases(args: &Args, client_rt: &tokio::runtime::Runtime, addr: &str, v
     let max_per_client = (60_000 * args.secs) as usize / args.clients;
     if args.runs("http-open") {
         let ops = next_ops(&mut wallets, open_per_client);
+        let cpu = Cpu::now(router);
         let (stats, elapsed) = client_rt.block_on(http_open(&base, ops, args.rate, args.window));
+        let cpu = Cpu::now(router).since(&cpu);
         let name = format!(
             "http-open (offered {}/s, {} clients)",
             args.rate, args.clients
         );
         report(&name, &stats, elapsed, true, vn);
+        cpu.report(stats.counts.acked());
     }
     if args.runs("http-max") {
         let ops = next_ops(&mut wallets, max_per_client);
+        let cpu = Cpu::now(router);
         let (stats, elapsed) = client_rt.block_on(http_max(&base, ops, args.window, args.secs));
+        let cpu = Cpu::now(router).since(&cpu);
         let name = format!(
             "http-max ({} clients x {} in flight)",
             args.clients, args.window
         );
         report(&name, &stats, elapsed, false, vn);
+        cpu.report(stats.counts.acked());
     }
     if args.runs("ws-open") {
         let ops = next_ops(&mut wallets, open_per_client);
+        let cpu = Cpu::now(router);
         let (stats, elapsed) = client_rt.block_on(ws_phase(
             &ws_url,
             ops,
@@ -1062,21 +1159,26 @@ fn intake_phases(args: &Args, client_rt: &tokio::runtime::Runtime, addr: &str, v
             args.window,
             args.secs,
         ));
+        let cpu = Cpu::now(router).since(&cpu);
         let name = format!(
             "ws-open (offered {}/s, {} connections)",
             args.rate, args.clients
         );
         report(&name, &stats, elapsed, true, vn);
+        cpu.report(stats.counts.acked());
     }
     if args.runs("ws-max") {
         let ops = next_ops(&mut wallets, max_per_client);
+        let cpu = Cpu::now(router);
         let (stats, elapsed) =
             client_rt.block_on(ws_phase(&ws_url, ops, None, args.window, args.secs));
+        let cpu = Cpu::now(router).since(&cpu);
         let name = format!(
             "ws-max ({} connections x {} in flight)",
             args.clients, args.window
         );
         report(&name, &stats, elapsed, false, vn);
+        cpu.report(stats.counts.acked());
     }
 }
 
