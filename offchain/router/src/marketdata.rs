@@ -6,6 +6,10 @@
 //! WebSocket client can resume from a position with no gap. Every event becomes one or more
 //! [`Item`]s — a public book delta, trade or candle, or a private update addressed to its
 //! wallets — serialised once and fanned out to every connection through one broadcast channel.
+//! At start-up, recent trades and candles are seeded from the SQL store
+//! ([`MarketData::load_history`]).
+
+mod history;
 
 use crate::decimal::Decimals;
 use crate::model::{Event, Owner, Seq, Sequenced, SettlementStatus};
@@ -72,6 +76,15 @@ impl Interval {
     /// Parses an API name.
     pub fn parse(name: &str) -> Option<Interval> {
         Interval::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// Start of the interval that holds `timestamp_ms`.
+    fn start_of(self, timestamp_ms: u64) -> u64 {
+        let width = self.millis();
+        timestamp_ms
+            .checked_div(width)
+            .and_then(|n| n.checked_mul(width))
+            .unwrap_or(0)
     }
 }
 
@@ -275,6 +288,9 @@ struct Inner {
     evicted: Option<Position>,
     /// Position of the last applied event.
     last: Position,
+    /// Fills at or before this position are already in the trades and candles (seeded from
+    /// the SQL store, see `history`): replaying them publishes their items but adds nothing.
+    history_until: Position,
     /// Parties of fills whose settlement is not final, for routing settlement updates.
     unsettled: HashMap<(u32, u64), [Owner; 2]>,
     /// Adds the decimal fields to every item.
@@ -302,6 +318,7 @@ impl MarketData {
                 ring: VecDeque::new(),
                 evicted: None,
                 last: Position::default(),
+                history_until: Position::default(),
                 unsettled: HashMap::new(),
                 decimals: Decimals::default(),
             })),
@@ -372,7 +389,8 @@ impl MarketData {
     /// sequence (every later delta has a higher one), and the feed position becomes the end of
     /// command `state.last_seq()`. Earlier feed items are not available, so a client resuming
     /// from before it is told to start again from snapshots, never shown a gap. Recent trades
-    /// and candles start empty (the SQL store keeps the history).
+    /// and candles are left as they are: they come from the SQL store
+    /// ([`MarketData::load_history`]), not from the snapshot.
     pub fn seed(&self, state: &State) {
         let mut inner = self.lock();
         for (market, m) in inner.markets.iter_mut() {
@@ -394,12 +412,9 @@ impl MarketData {
                     })
                     .collect()
             };
-            *m = MarketState {
-                market_seq: engine.last_seq(),
-                bids: levels(kestrel_matcher::Side::Buy),
-                asks: levels(kestrel_matcher::Side::Sell),
-                ..MarketState::default()
-            };
+            m.market_seq = engine.last_seq();
+            m.bids = levels(kestrel_matcher::Side::Buy);
+            m.asks = levels(kestrel_matcher::Side::Sell);
         }
         let position = Position {
             seq: state.last_seq(),
@@ -564,21 +579,30 @@ impl Inner {
                     self.config.trades_per_market,
                     self.config.candles_per_interval,
                 );
+                let seeded = position <= self.history_until;
                 if let Some(m) = self.markets.get_mut(market) {
-                    m.trades.push_back(trade);
-                    while m.trades.len() > trades_cap {
-                        m.trades.pop_front();
+                    if !seeded {
+                        m.trades.push_back(trade);
+                        while m.trades.len() > trades_cap {
+                            m.trades.pop_front();
+                        }
                     }
                     items.push(item(decimals, position, s, Topic::Trades(*market), &trade));
                     for interval in Interval::ALL {
-                        let candle = m.add_to_candle(&trade, interval, candles_cap);
-                        items.push(item(
-                            decimals,
-                            position,
-                            s,
-                            Topic::Candles(*market, interval),
-                            &candle,
-                        ));
+                        let candle = if seeded {
+                            m.candle_of(&trade, interval)
+                        } else {
+                            Some(m.add_to_candle(&trade, interval, candles_cap))
+                        };
+                        if let Some(candle) = candle {
+                            items.push(item(
+                                decimals,
+                                position,
+                                s,
+                                Topic::Candles(*market, interval),
+                                &candle,
+                            ));
+                        }
                     }
                 }
                 private(PrivateChannel::Fills, [*maker, *taker], items);
@@ -622,13 +646,19 @@ impl Inner {
 }
 
 impl MarketState {
+    /// The kept candle that holds `trade`, if any (for a trade already counted in it).
+    fn candle_of(&self, trade: &Trade, interval: Interval) -> Option<Candle> {
+        let start_ms = interval.start_of(trade.timestamp_ms);
+        self.candles
+            .get(&interval)?
+            .iter()
+            .rev()
+            .find(|c| c.start_ms == start_ms)
+            .copied()
+    }
+
     fn add_to_candle(&mut self, trade: &Trade, interval: Interval, cap: usize) -> Candle {
-        let width = interval.millis();
-        let start_ms = trade
-            .timestamp_ms
-            .checked_div(width)
-            .and_then(|n| n.checked_mul(width))
-            .unwrap_or(0);
+        let start_ms = interval.start_of(trade.timestamp_ms);
         let candles = self.candles.entry(interval).or_default();
         match candles.back_mut() {
             Some(c) if c.start_ms == start_ms => {

@@ -925,6 +925,21 @@ async fn candles_are_exact(fx: Fixture) {
             (T0 + 3_600, 90, 90, 90, 90, 1, 1)
         ]
     );
+    // The newest candles first, as many as asked (what market data seeds itself from).
+    let latest: Vec<_> = store
+        .latest_candles(0, 60, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(ohlcv)
+        .collect();
+    assert_eq!(
+        latest,
+        vec![
+            (T0 + 3_600, 90, 90, 90, 90, 1, 1),
+            (T0 + 60, 105, 105, 105, 105, 4, 1),
+        ]
+    );
     // Quote volume is the sum of notionals (tick size 10).
     let hour = store.candles(0, 3_600, T0, T0 + 1).await.unwrap();
     assert_eq!(

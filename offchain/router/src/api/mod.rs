@@ -1,8 +1,9 @@
 //! The public API: REST and WebSocket over axum, with limits, tracing and Prometheus metrics,
 //! and the composition that starts the router behind it.
 //!
-//! [`start`] brings up, in order: the SQL store and its projector, the market-data projection,
-//! the sequencer (recovering from its journal, whose replayed events refill both projections),
+//! [`start`] brings up, in order: the SQL store and its projector, the market-data projection
+//! (its recent trades and candles seeded from the store), the sequencer (recovering from its
+//! journal, whose replayed events refill both projections),
 //! the signature verification pool, the HTTP server and the metrics server. [`Api::shutdown`]
 //! stops intake, lets in-flight requests finish, closes WebSockets (running their
 //! cancel-on-disconnect), lets the sequencer commit and stop, and drains the projections.
@@ -200,6 +201,9 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     // cursor's own command may be partly projected, so strictly before it); the in-memory
     // market data starts from the snapshot's books.
     let projected = store.cursor().await?;
+    // Trades and candles of the fills the store holds come from it, the rest from the replay
+    // (see `marketdata::history`).
+    market_data.load_history(&store, projected).await?;
     let seed = market_data.clone();
     let recovery = Recovery {
         max_snapshot_seq: projected.seq.saturating_sub(1),

@@ -440,9 +440,13 @@ impl Connection {
                 signature: request.signature,
             };
             let reply = match intake::submit(&shared, kind, &body).await {
-                Ok(result) => serde_json::json!({
-                    "type": "result", "id": request.id, "ok": true, "result": result,
-                }),
+                // The same decimal fields as the REST answer to the same command.
+                Ok(mut result) => {
+                    shared.decimals.annotate(&mut result);
+                    serde_json::json!({
+                        "type": "result", "id": request.id, "ok": true, "result": result,
+                    })
+                }
                 Err(error) => serde_json::json!({
                     "type": "result", "id": request.id, "ok": false, "error": error.to_json(),
                 }),

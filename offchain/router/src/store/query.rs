@@ -604,14 +604,19 @@ impl Store {
         all(rows, fill_row)
     }
 
-    /// The latest fills of a market, newest first.
-    pub async fn recent_trades(&self, market: u32, limit: u32) -> Result<Vec<FillRow>, StoreError> {
+    /// The latest `limit` fills of a market, newest first (not capped at `MAX_PAGE`: the
+    /// market-data projection seeds its recent trades from it at start-up).
+    pub async fn recent_trades(
+        &self,
+        market: u32,
+        limit: usize,
+    ) -> Result<Vec<FillRow>, StoreError> {
         let sql = format!(
             "SELECT {FILL_COLUMNS} WHERE f.market = $1 ORDER BY f.seq DESC, f.idx DESC LIMIT $2"
         );
         let rows = sqlx::query(&sql)
             .bind(i64::from(market))
-            .bind(i64::from(limit.min(MAX_PAGE)))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
         all(rows, fill_row)
@@ -786,6 +791,27 @@ impl Store {
             .bind(int("interval_secs", interval_secs)?)
             .bind(int("from", from)?)
             .bind(i64::try_from(to).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        all(rows, candle_row)
+    }
+
+    /// The latest `limit` candles of a market and interval, newest first (the market-data
+    /// projection seeds its candles from them at start-up).
+    pub async fn latest_candles(
+        &self,
+        market: u32,
+        interval_secs: u64,
+        limit: usize,
+    ) -> Result<Vec<Candle>, StoreError> {
+        let sql = format!(
+            "SELECT {CANDLE_COLUMNS} FROM candles WHERE market = $1 AND interval_secs = $2 \
+             ORDER BY open_time DESC LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(market))
+            .bind(int("interval_secs", interval_secs)?)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
         all(rows, candle_row)

@@ -1,7 +1,7 @@
 //! The API over real HTTP and WebSocket on loopback: order entry, every rejection class,
 //! hostile input, reads from the projections, the OpenAPI document, limits, and the WebSocket
-//! feed (auth, resume, slow consumers, cancel-on-disconnect), and the decimal fields of
-//! every output.
+//! feed (auth, resume, slow consumers, cancel-on-disconnect), the decimal fields of every
+//! output, and market-data history across a restart.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,6 +11,7 @@
 
 mod decimals;
 mod fanout;
+mod history;
 mod rest;
 mod support;
 mod ws;

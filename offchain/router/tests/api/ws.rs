@@ -141,6 +141,21 @@ async fn fills_reach_public_and_private_channels_and_orders_enter_over_ws() {
         (Some(42), Some(true)),
         "{result}"
     );
+    // The result carries the same decimal fields as the REST answer: 1,500 ticks are 15.
+    let fill = result["result"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "fill")
+        .unwrap();
+    assert_eq!(
+        (
+            fill["price_ticks_decimal"].as_str(),
+            fill["size_lots_decimal"].as_str()
+        ),
+        (Some("15"), Some("4000")),
+        "{fill}"
+    );
     assert!(
         seen.contains("orders") && seen.contains("balances"),
         "{seen:?}"
