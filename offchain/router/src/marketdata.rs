@@ -17,7 +17,7 @@ use crate::state::State;
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::{broadcast, mpsc};
 
 /// Where an item sits in the global event order: the command's sequence number and the
@@ -223,15 +223,55 @@ impl Topic {
     }
 }
 
-/// One message of the feed, serialised once for every connection.
+/// One message of the feed. Its JSON text is rendered the first time a connection sends it
+/// (live or from the ring on resume) and then shared by every other connection: most items
+/// (every order's private updates, book levels nobody watches) are never sent at all, and
+/// rendering them eagerly took a quarter of the API's CPU under order intake.
 #[derive(Debug, Clone)]
 pub struct Item {
     /// Position of the event it comes from.
     pub position: Position,
     /// Who receives it.
     pub topic: Topic,
-    /// The JSON text sent to clients.
-    pub text: Utf8Bytes,
+    body: Arc<Body>,
+}
+
+/// What an [`Item`] renders from.
+#[derive(Debug)]
+struct Body {
+    seq: Seq,
+    index: u32,
+    timestamp_ms: u64,
+    payload: Payload,
+    decimals: Arc<Decimals>,
+    text: OnceLock<Utf8Bytes>,
+}
+
+/// The `data` of a feed message.
+#[derive(Debug)]
+enum Payload {
+    Book {
+        market: u32,
+        market_seq: u64,
+        side: u8,
+        price_ticks: u64,
+        size_lots: u64,
+        orders: u32,
+    },
+    Trade(Trade),
+    Candle(Candle),
+    /// A private update: the event as the API shows it.
+    Event(Event),
+}
+
+impl Item {
+    /// The JSON text sent to clients (rendered once, on first use).
+    pub fn text(&self) -> Utf8Bytes {
+        self.body
+            .text
+            .get_or_init(|| render(&self.topic, &self.body))
+            .clone()
+    }
 }
 
 /// Sizes of the projection's bounded buffers.
@@ -294,7 +334,7 @@ struct Inner {
     /// Parties of fills whose settlement is not final, for routing settlement updates.
     unsettled: HashMap<(u32, u64), [Owner; 2]>,
     /// Adds the decimal fields to every item.
-    decimals: Decimals,
+    decimals: Arc<Decimals>,
 }
 
 /// The market-data projection. Cheap to clone.
@@ -320,7 +360,7 @@ impl MarketData {
                 last: Position::default(),
                 history_until: Position::default(),
                 unsettled: HashMap::new(),
-                decimals: Decimals::default(),
+                decimals: Arc::new(Decimals::default()),
             })),
             tx,
         }
@@ -381,7 +421,7 @@ impl MarketData {
     /// Feed items from now on carry decimal fields computed with `decimals` (set before the
     /// first event is applied).
     pub fn set_decimals(&self, decimals: Decimals) {
-        self.lock().decimals = decimals;
+        self.lock().decimals = Arc::new(decimals);
     }
 
     /// Starts the projection from a router snapshot instead of from the first event: each
@@ -510,7 +550,7 @@ impl Inner {
                     position,
                     s,
                     Topic::Private(channel, owners),
-                    &event_json(&s.event),
+                    Payload::Event(s.event.clone()),
                 ));
             }
         };
@@ -545,14 +585,14 @@ impl Inner {
                     position,
                     s,
                     Topic::Book(*market),
-                    &serde_json::json!({
-                        "market": market,
-                        "market_seq": market_seq,
-                        "side": side,
-                        "price_ticks": price_ticks,
-                        "size_lots": size_lots,
-                        "orders": orders,
-                    }),
+                    Payload::Book {
+                        market: *market,
+                        market_seq: *market_seq,
+                        side: *side,
+                        price_ticks: *price_ticks,
+                        size_lots: *size_lots,
+                        orders: *orders,
+                    },
                 ));
             }
             Event::Fill {
@@ -587,7 +627,13 @@ impl Inner {
                             m.trades.pop_front();
                         }
                     }
-                    items.push(item(decimals, position, s, Topic::Trades(*market), &trade));
+                    items.push(item(
+                        decimals,
+                        position,
+                        s,
+                        Topic::Trades(*market),
+                        Payload::Trade(trade),
+                    ));
                     for interval in Interval::ALL {
                         let candle = if seeded {
                             m.candle_of(&trade, interval)
@@ -600,7 +646,7 @@ impl Inner {
                                 position,
                                 s,
                                 Topic::Candles(*market, interval),
-                                &candle,
+                                Payload::Candle(candle),
                             ));
                         }
                     }
@@ -692,26 +738,58 @@ impl MarketState {
 }
 
 fn item(
-    decimals: &Decimals,
+    decimals: &Arc<Decimals>,
     position: Position,
     s: &Sequenced,
     topic: Topic,
-    data: &impl Serialize,
+    payload: Payload,
 ) -> Item {
-    let text = serde_json::json!({
-        "type": "event",
-        "channel": topic.channel(),
-        "seq": s.seq,
-        "index": s.index,
-        "timestamp_ms": s.timestamp_ms,
-        "data": decimals.json(data),
-    })
-    .to_string();
     Item {
         position,
         topic,
-        text: text.into(),
+        body: Arc::new(Body {
+            seq: s.seq,
+            index: s.index,
+            timestamp_ms: s.timestamp_ms,
+            payload,
+            decimals: decimals.clone(),
+            text: OnceLock::new(),
+        }),
     }
+}
+
+fn render(topic: &Topic, body: &Body) -> Utf8Bytes {
+    let mut data = match &body.payload {
+        Payload::Book {
+            market,
+            market_seq,
+            side,
+            price_ticks,
+            size_lots,
+            orders,
+        } => serde_json::json!({
+            "market": market,
+            "market_seq": market_seq,
+            "side": side,
+            "price_ticks": price_ticks,
+            "size_lots": size_lots,
+            "orders": orders,
+        }),
+        Payload::Trade(trade) => serde_json::to_value(trade).unwrap_or(serde_json::Value::Null),
+        Payload::Candle(candle) => serde_json::to_value(candle).unwrap_or(serde_json::Value::Null),
+        Payload::Event(event) => event_json(event),
+    };
+    body.decimals.annotate(&mut data);
+    serde_json::json!({
+        "type": "event",
+        "channel": topic.channel(),
+        "seq": body.seq,
+        "index": body.index,
+        "timestamp_ms": body.timestamp_ms,
+        "data": data,
+    })
+    .to_string()
+    .into()
 }
 
 /// An event as the API shows it: wallet keys as hex strings (see [`hex_wallets`]).

@@ -399,7 +399,7 @@ impl Connection {
                             .iter()
                             .any(|s| s.matches(&item.topic, self.owner.as_ref()))
                     {
-                        open = self.out.send(Message::Text(item.text.clone()));
+                        open = self.out.send(Message::Text(item.text()));
                     }
                 }
                 false
@@ -535,7 +535,7 @@ impl Connection {
                 .subs
                 .iter()
                 .any(|(sub, start)| item.position > *start && sub.matches(&item.topic, owner));
-            if wanted && !self.out.send(Message::Text(item.text.clone())) {
+            if wanted && !self.out.send(Message::Text(item.text())) {
                 return false;
             }
         }
