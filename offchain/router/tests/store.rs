@@ -743,6 +743,7 @@ async fn rebuild_from_scratch_is_identical(fx: Fixture) {
             max_batch: 16,
             max_delay: Duration::from_millis(10),
         },
+        |_| {},
     );
     for (i, e) in journal.events.iter().enumerate() {
         sender.send(e.clone()).await.unwrap();

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub ws_closed: IntCounterVec,
     /// Requests or messages refused by a rate limit, by scope.
     pub rate_limited: IntCounterVec,
+    /// Events sequenced (durable, acknowledged) but not yet taken by the SQL projection:
+    /// how far REST reads from the store trail the exchange.
+    pub projection_lag: IntGauge,
 }
 
 /// A metric could not be registered (a programming error: duplicate or invalid name).
@@ -61,7 +64,12 @@ impl Metrics {
         registry.register(Box::new(commands.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
         registry.register(Box::new(ws_closed.clone()))?;
+        let projection_lag = IntGauge::new(
+            "projection_lag_events",
+            "Events sequenced but not yet taken by the SQL projection",
+        )?;
         registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(projection_lag.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -70,6 +78,7 @@ impl Metrics {
             ws_connections,
             ws_closed,
             rate_limited,
+            projection_lag,
         })
     }
 

@@ -184,9 +184,14 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     let (md_tx, md_rx) = mpsc::unbounded_channel();
     let (store_tx, mut store_rx) = mpsc::unbounded_channel::<Arc<[crate::model::Sequenced]>>();
     let (events_tx, events_rx) = mpsc::channel(config.projector.max_batch.max(1));
-    let projector = spawn_projector(store.clone(), events_rx, config.projector);
+    let lag = metrics.projection_lag.clone();
+    let projector = spawn_projector(store.clone(), events_rx, config.projector, move |n| {
+        lag.sub(i64::try_from(n).unwrap_or(i64::MAX));
+    });
+    let lag = metrics.projection_lag.clone();
     let bridge = tokio::spawn(async move {
         while let Some(batch) = store_rx.recv().await {
+            lag.add(i64::try_from(batch.len()).unwrap_or(i64::MAX));
             for event in batch.iter() {
                 if events_tx.send(event.clone()).await.is_err() {
                     return;

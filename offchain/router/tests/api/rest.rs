@@ -564,6 +564,26 @@ async fn metrics_are_served_and_restart_recovers_the_book() {
         "{text}"
     );
     assert!(text.contains("kestrel_api_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"200\"} 1"), "{text}");
+    // The SQL projection catches up: nothing sequenced is left untaken.
+    let mut caught_up = false;
+    for _ in 0..200 {
+        let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("kestrel_api_projection_lag_events "),
+            "{text}"
+        );
+        if text.contains("kestrel_api_projection_lag_events 0") {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(caught_up, "the projection lag gauge never returned to 0");
     let TestApi { api, dir, .. } = t;
     api.shutdown().await.unwrap();
     let t = TestApi::start_in(dir, config).await;
