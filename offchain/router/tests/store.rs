@@ -153,6 +153,7 @@ on_both_backends!(
     rebuild_from_scratch_is_identical,
     duplicate_deposit_is_refused,
     an_unknown_order_is_inconsistent_and_writes_nothing,
+    an_order_created_twice_in_one_batch_is_refused,
     candles_are_exact,
     pagination_walks_everything,
     wide_values_round_trip,
@@ -854,6 +855,77 @@ async fn an_unknown_order_is_inconsistent_and_writes_nothing(fx: Fixture) {
                 index: 1,
                 what: "order",
                 id: 999_999,
+            }) if seq == next
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.cursor().await.unwrap(), cursor);
+    assert_eq!(store.table_digests().await.unwrap(), before);
+}
+
+/// Two acceptances of one order id in a batch: a typed refusal naming the second, nothing
+/// written.
+async fn an_order_created_twice_in_one_batch_is_refused(fx: Fixture) {
+    let (journal, _) = random_journal();
+    let store = fx.store().await;
+    store.apply_batch(&journal.events).await.unwrap();
+    let cursor = store.cursor().await.unwrap();
+    let before = store.table_digests().await.unwrap();
+    let accepted = journal
+        .events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::OrderAccepted { .. } => Some(e.event.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let Event::OrderAccepted {
+        market,
+        owner,
+        side,
+        price_ticks,
+        size_lots,
+        expiry,
+        client_order_id,
+        order_type,
+        signed,
+        signature,
+        ..
+    } = accepted
+    else {
+        unreachable!()
+    };
+    let next = cursor.seq + 1;
+    let fresh = |index: u32, nonce: u64| Sequenced {
+        seq: next,
+        index,
+        timestamp_ms: journal.now_ms,
+        event: Event::OrderAccepted {
+            order_id: 888_888,
+            market,
+            owner,
+            side,
+            price_ticks,
+            size_lots,
+            nonce,
+            expiry,
+            client_order_id,
+            order_type,
+            signed: signed.clone(),
+            signature: signature.clone(),
+        },
+    };
+    let refused = store
+        .apply_batch(&[fresh(0, 777_777), fresh(1, 777_778)])
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Duplicate {
+                seq,
+                index: 1,
+                what: "order",
+                id: 888_888,
             }) if seq == next
         ),
         "{refused:?}"

@@ -1,5 +1,5 @@
-//! The SQL store: a projection of the router's [`Sequenced`] event stream (DESIGN.md,
-//! "Off-chain: one sequence of events"), never on the hot path.
+//! The SQL store: a projection of the router's [`Sequenced`](crate::model::Sequenced) event
+//! stream (DESIGN.md, "Off-chain: one sequence of events"), never on the hot path.
 //!
 //! - **Batched**: [`Store::apply_batch`] writes a batch in one transaction;
 //!   [`spawn_projector`] drains a channel into batches of up to N events or 10 ms.
@@ -79,6 +79,19 @@ pub enum StoreError {
         /// Index of the event within its command.
         index: u32,
         /// What is missing.
+        what: &'static str,
+        /// Its id.
+        id: u64,
+    },
+    /// An event creates a row the projection already has (an order id or a fill's outbox
+    /// row seen twice in one batch): the stream is not the router's.
+    #[error("event {seq}:{index} creates {what} {id}, which exists already")]
+    Duplicate {
+        /// Sequence number of the event.
+        seq: Seq,
+        /// Index of the event within its command.
+        index: u32,
+        /// What is duplicated.
         what: &'static str,
         /// Its id.
         id: u64,

@@ -44,6 +44,15 @@ impl At {
             id,
         }
     }
+
+    fn duplicate(self, what: &'static str, id: u64) -> StoreError {
+        StoreError::Duplicate {
+            seq: self.position.seq,
+            index: self.position.index,
+            what,
+            id,
+        }
+    }
 }
 
 /// An order's row as the batch leaves it, and whether the batch created it.
@@ -214,7 +223,7 @@ impl Stage {
                 signature,
             } => {
                 if self.orders.contains_key(order_id) {
-                    return Err(at.inconsistent("order created twice", *order_id));
+                    return Err(at.duplicate("order", *order_id));
                 }
                 let row = OrderRow {
                     order_id: *order_id,
@@ -308,7 +317,7 @@ impl Stage {
                     Value::Text(dec(taker_nonce)),
                 ]);
                 if self.outbox.contains_key(&(*market, *fill_id)) {
-                    return Err(at.inconsistent("fill already in the outbox", *fill_id));
+                    return Err(at.duplicate("settlement outbox row of fill", *fill_id));
                 }
                 self.outbox.insert(
                     (*market, *fill_id),
