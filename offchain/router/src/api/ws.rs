@@ -3,10 +3,10 @@
 //! optional cancel-on-disconnect. The wire format is in docs/protocol.md ("WebSocket").
 //!
 //! Each connection is one task that reads the client, takes the feed and writes: its outbound
-//! messages queue in a bounded [`Outbox`] and go out together, one flush per burst. A consumer
-//! that overflows the queue, does not take a write in time, or falls behind the feed's
-//! broadcast is disconnected with the reason `slow_consumer`, so one slow client never slows
-//! the feed for the others.
+//! messages queue in a bounded outbox (`api/outbox.rs`) and go out together, one
+//! flush per burst. A consumer that overflows the queue, does not take a write in time, or
+//! falls behind the feed's broadcast is disconnected with the reason `slow_consumer`, so one
+//! slow client never slows the feed for the others.
 
 use super::error::{ApiCode, ApiError};
 use super::intake::{self, Kind, SignedBody};

@@ -18,7 +18,7 @@ pub const MAX_PAGE: u32 = 1_000;
 pub struct Page {
     /// Exclusive upper bound.
     pub before: Option<Position>,
-    /// Rows wanted (capped at [`MAX_PAGE`]).
+    /// Rows wanted (capped at 1,000).
     pub limit: u32,
 }
 
