@@ -767,43 +767,60 @@ async fn rebuild_from_scratch_is_identical(fx: Fixture) {
     assert_eq!(one_by_one.table_digests().await.unwrap(), digests);
 }
 
-async fn duplicate_deposit_is_refused(fx: Fixture) {
+/// Projects a random journal, then applies the batch `build` makes (given the journal and the
+/// next sequence number), which must be refused without writing anything: the cursor and every
+/// table stay as they were. Returns the store and the refusal.
+async fn refused_batch(
+    fx: Fixture,
+    build: impl FnOnce(&Journal, u64) -> Vec<Sequenced>,
+) -> (Store, StoreError) {
     let (journal, _) = random_journal();
     let store = fx.store().await;
     store.apply_batch(&journal.events).await.unwrap();
     let cursor = store.cursor().await.unwrap();
     let before = store.table_digests().await.unwrap();
-    let original = journal
-        .events
-        .iter()
-        .find(|e| matches!(e.event, Event::DepositCredited { .. }))
-        .unwrap()
-        .clone();
-    let next = cursor.seq + 1;
-    let replayed = vec![
-        Sequenced {
-            seq: next,
-            index: 0,
-            timestamp_ms: journal.now_ms,
-            event: Event::NonceFloor {
-                owner: [7; 32],
-                floor: 3,
-            },
-        },
-        Sequenced {
-            seq: next,
-            index: 1,
-            ..original.clone()
-        },
-    ];
-    let refused = store.apply_batch(&replayed).await;
-    assert!(
-        matches!(refused, Err(StoreError::Database(_))),
-        "{refused:?}"
-    );
-    // Nothing of the refused batch was written.
+    let batch = build(&journal, cursor.seq + 1);
+    let refused = store.apply_batch(&batch).await.unwrap_err();
     assert_eq!(store.cursor().await.unwrap(), cursor);
     assert_eq!(store.table_digests().await.unwrap(), before);
+    (store, refused)
+}
+
+/// A valid event to open a batch with, so that a refusal later in it must undo it.
+fn nonce_floor(journal: &Journal, seq: u64) -> Sequenced {
+    Sequenced {
+        seq,
+        index: 0,
+        timestamp_ms: journal.now_ms,
+        event: Event::NonceFloor {
+            owner: [7; 32],
+            floor: 3,
+        },
+    }
+}
+
+async fn duplicate_deposit_is_refused(fx: Fixture) {
+    let mut original = None;
+    let (store, refused) = refused_batch(fx, |journal, next| {
+        let deposit = journal
+            .events
+            .iter()
+            .find(|e| matches!(e.event, Event::DepositCredited { .. }))
+            .unwrap()
+            .clone();
+        original = Some(deposit.clone());
+        vec![
+            nonce_floor(journal, next),
+            Sequenced {
+                seq: next,
+                index: 1,
+                ..deposit
+            },
+        ]
+    })
+    .await;
+    assert!(matches!(refused, StoreError::Database(_)), "{refused:?}");
+    let original = original.unwrap();
     let Event::DepositCredited { tx, .. } = original.event else {
         unreachable!()
     };
@@ -817,121 +834,85 @@ async fn duplicate_deposit_is_refused(fx: Fixture) {
 /// A batch naming an order the projection does not have stops there: the typed error names
 /// the event, and nothing of the batch (not even its valid events before) is written.
 async fn an_unknown_order_is_inconsistent_and_writes_nothing(fx: Fixture) {
-    let (journal, _) = random_journal();
-    let store = fx.store().await;
-    store.apply_batch(&journal.events).await.unwrap();
-    let cursor = store.cursor().await.unwrap();
-    let before = store.table_digests().await.unwrap();
-    let next = cursor.seq + 1;
-    let batch = vec![
-        Sequenced {
-            seq: next,
-            index: 0,
-            timestamp_ms: journal.now_ms,
-            event: Event::NonceFloor {
-                owner: [7; 32],
-                floor: 3,
+    let mut next_seq = 0;
+    let (_, refused) = refused_batch(fx, |journal, next| {
+        next_seq = next;
+        vec![
+            nonce_floor(journal, next),
+            Sequenced {
+                seq: next,
+                index: 1,
+                timestamp_ms: journal.now_ms,
+                event: Event::OrderDone {
+                    order_id: 999_999,
+                    market: 0,
+                    owner: [7; 32],
+                    reason: DoneReason::Cancelled,
+                    remaining_lots: 0,
+                },
             },
-        },
-        Sequenced {
-            seq: next,
-            index: 1,
-            timestamp_ms: journal.now_ms,
-            event: Event::OrderDone {
-                order_id: 999_999,
-                market: 0,
-                owner: [7; 32],
-                reason: DoneReason::Cancelled,
-                remaining_lots: 0,
-            },
-        },
-    ];
-    let refused = store.apply_batch(&batch).await;
+        ]
+    })
+    .await;
     assert!(
         matches!(
             refused,
-            Err(StoreError::Inconsistent {
+            StoreError::Inconsistent {
                 seq,
                 index: 1,
                 what: "order",
                 id: 999_999,
-            }) if seq == next
+            } if seq == next_seq
         ),
         "{refused:?}"
     );
-    assert_eq!(store.cursor().await.unwrap(), cursor);
-    assert_eq!(store.table_digests().await.unwrap(), before);
 }
 
 /// Two acceptances of one order id in a batch: a typed refusal naming the second, nothing
 /// written.
 async fn an_order_created_twice_in_one_batch_is_refused(fx: Fixture) {
-    let (journal, _) = random_journal();
-    let store = fx.store().await;
-    store.apply_batch(&journal.events).await.unwrap();
-    let cursor = store.cursor().await.unwrap();
-    let before = store.table_digests().await.unwrap();
-    let accepted = journal
-        .events
-        .iter()
-        .find_map(|e| match &e.event {
-            Event::OrderAccepted { .. } => Some(e.event.clone()),
-            _ => None,
-        })
-        .unwrap();
-    let Event::OrderAccepted {
-        market,
-        owner,
-        side,
-        price_ticks,
-        size_lots,
-        expiry,
-        client_order_id,
-        order_type,
-        signed,
-        signature,
-        ..
-    } = accepted
-    else {
-        unreachable!()
-    };
-    let next = cursor.seq + 1;
-    let fresh = |index: u32, nonce: u64| Sequenced {
-        seq: next,
-        index,
-        timestamp_ms: journal.now_ms,
-        event: Event::OrderAccepted {
-            order_id: 888_888,
-            market,
-            owner,
-            side,
-            price_ticks,
-            size_lots,
-            nonce,
-            expiry,
-            client_order_id,
-            order_type,
-            signed: signed.clone(),
-            signature: signature.clone(),
-        },
-    };
-    let refused = store
-        .apply_batch(&[fresh(0, 777_777), fresh(1, 777_778)])
-        .await;
+    let mut next_seq = 0;
+    let (_, refused) = refused_batch(fx, |journal, next| {
+        next_seq = next;
+        let accepted = journal
+            .events
+            .iter()
+            .find(|e| matches!(e.event, Event::OrderAccepted { .. }))
+            .unwrap();
+        let mut twice = Vec::new();
+        for (index, nonce) in [(0, 777_777), (1, 777_778)] {
+            let mut event = accepted.event.clone();
+            if let Event::OrderAccepted {
+                order_id,
+                nonce: signed_nonce,
+                ..
+            } = &mut event
+            {
+                *order_id = 888_888;
+                *signed_nonce = nonce;
+            }
+            twice.push(Sequenced {
+                seq: next,
+                index,
+                timestamp_ms: journal.now_ms,
+                event,
+            });
+        }
+        twice
+    })
+    .await;
     assert!(
         matches!(
             refused,
-            Err(StoreError::Duplicate {
+            StoreError::Duplicate {
                 seq,
                 index: 1,
                 what: "order",
                 id: 888_888,
-            }) if seq == next
+            } if seq == next_seq
         ),
         "{refused:?}"
     );
-    assert_eq!(store.cursor().await.unwrap(), cursor);
-    assert_eq!(store.table_digests().await.unwrap(), before);
 }
 
 async fn candles_are_exact(fx: Fixture) {
