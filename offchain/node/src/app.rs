@@ -20,6 +20,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Log filter without `RUST_LOG`: warnings, except the embedded bank's per-slot metrics
+/// datapoints (solana_metrics warns on every slot that the fee collector is not a system
+/// account, which the in-process chain does not need) and its RPC framework's chatter.
+const DEFAULT_LOG: &str = "warn,tarpc=error,solana_metrics=error";
+
 /// Runs `kestrel` with the process's command line: parses it, sets up logging (`RUST_LOG`) and
 /// runs the chosen subcommand on a multi-threaded runtime until it ends or is signalled.
 pub fn main() -> anyhow::Result<()> {
@@ -27,7 +32,7 @@ pub fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tarpc=error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
