@@ -20,35 +20,28 @@
 mod common;
 mod support;
 
-use anchor_lang::AccountDeserialize;
-use kestrel::state::UserAccount;
+use kestrel_e2e::{token_balance, user_account};
 use kestrel_node::devnet::{DECIMALS, DEPOSITED};
 use kestrel_node::reconcile::StoreLedger;
 use kestrel_node::{Devnet, DevnetConfig};
 use kestrel_sdk::rest::RestClient;
 use kestrel_sdk::withdrawal::{self, ExpectedWithdrawal};
 use kestrel_sdk::ws::{Channel, Data, Update, WsClient, WsConfig, WsEvent};
-use kestrel_sdk::{Deployment, OrderBuilder};
+use kestrel_sdk::OrderBuilder;
 use serde_json::{json, Value};
 use solana_client::nonblocking::rpc_client::RpcClient;
-use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{
     assert_books_reconcile, assert_settled_once, balance, cross, eventually, fill_status,
-    maker_withdraws, start_relayer, start_router, start_router_with, token_balance,
-    wait_for_deposits, DEPOSIT, TIMEOUT, TOKEN,
+    maker_withdraws, start_relayer, start_router, start_router_with, wait_for_deposits, DEPOSIT,
+    TIMEOUT, TOKEN,
 };
 use tokio::sync::mpsc::Receiver;
 
 /// Atoms of base per lot in the devnet's market.
 const BASE_PER_LOT: u64 = 1_000;
-
-async fn on_chain(rpc: &RpcClient, d: &Deployment, owner: &Pubkey) -> UserAccount {
-    let account = rpc.get_account(&d.user_address(owner)).await.unwrap();
-    UserAccount::try_deserialize(&mut account.data.as_slice()).unwrap()
-}
 
 /// A trader's WebSocket feed of its own fills and their settlement, connected.
 async fn private_feed(net: &Devnet, wallet: &Keypair) -> (WsClient, Receiver<WsEvent>) {
@@ -222,7 +215,7 @@ async fn a_wallet_deposits_trades_settles_withdraws_and_the_books_reconcile() {
     //    trade moved the base: the deposit was counted once on both sides.
     let assert_books_agree = || async {
         for owner in [maker_key, taker_key] {
-            let user = on_chain(&rpc, &d, &owner).await;
+            let user = user_account(&rpc, &d, &owner).await;
             for asset in [0u8, 1] {
                 let (available, frozen) = balance(&rest, &owner, asset).await.unwrap();
                 assert_eq!(frozen, 0, "{owner} asset {asset}");

@@ -11,10 +11,9 @@
 
 mod devnet_support;
 
-use anchor_lang::AccountDeserialize;
 use devnet_support::{eventually, Rest};
 use kestrel::encoding::WithdrawRequest;
-use kestrel::state::UserAccount;
+use kestrel_e2e::{token_balance, user_account};
 use kestrel_node::devnet::DEPOSITED;
 use kestrel_node::{Devnet, DevnetConfig};
 use kestrel_relayer::reconcile::{LedgerError, OffchainLedger};
@@ -98,20 +97,6 @@ impl OffchainLedger for Fixed {
     async fn credited_deposits(&self) -> Result<HashMap<(Pubkey, u8), u64>, LedgerError> {
         Ok(self.deposits.clone())
     }
-}
-
-async fn user(rpc: &RpcClient, d: &Deployment, owner: &Pubkey) -> UserAccount {
-    let account = rpc.get_account(&d.user_address(owner)).await.unwrap();
-    UserAccount::try_deserialize(&mut account.data.as_slice()).unwrap()
-}
-
-async fn tokens(rpc: &RpcClient, account: &Pubkey) -> u64 {
-    rpc.get_token_account_balance(account)
-        .await
-        .unwrap()
-        .amount
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,15 +234,15 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
         ))
     );
 
-    let before = tokens(&rpc, &destination).await;
+    let before = token_balance(&rpc, &destination).await;
     let signed = withdrawal::sign_cosigned(transaction, &d, &alice.keypair, &expected).unwrap();
     let landed = rpc.send_and_confirm_transaction(&signed).await.unwrap();
-    assert_eq!(tokens(&rpc, &destination).await, before + amount);
+    assert_eq!(token_balance(&rpc, &destination).await, before + amount);
     let confirmed = rest.wait_status(&a, id, "confirmed").await;
     assert_eq!(confirmed["tx"], json!(hex::encode(landed)), "{confirmed}");
     assert_eq!(rest.held(&a, 1).await, (DEPOSITED - amount, 0));
     assert_eq!(
-        user(&rpc, &d, &a).await.balances[1].available,
+        user_account(&rpc, &d, &a).await.balances[1].available,
         DEPOSITED - amount
     );
 
@@ -284,7 +269,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
     .unwrap();
     assert!(rpc.send_and_confirm_transaction(&late).await.is_err());
     assert_eq!(
-        user(&rpc, &d, &a).await.balances[1].available,
+        user_account(&rpc, &d, &a).await.balances[1].available,
         DEPOSITED - amount
     );
 
@@ -368,22 +353,22 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
         "{held}"
     );
     assert_eq!(held["tx"], json!(hex::encode(requested)), "{held}");
-    let ready = user(&rpc, &d, &b).await.balances[0].withdrawal_ready_slot;
+    let ready = user_account(&rpc, &d, &b).await.balances[0].withdrawal_ready_slot;
     eventually("the withdrawal delay", || async {
         (rpc.get_slot().await.unwrap() > ready).then_some(())
     })
     .await;
     let base_account = bob.token_accounts[0];
-    let before = tokens(&rpc, &base_account).await;
+    let before = token_balance(&rpc, &base_account).await;
     let execute = d.execute_withdrawal(&b, 0, &base_account).unwrap();
     kestrel_sdk::chain::send(&rpc, &[execute], &bob.keypair, &[])
         .await
         .unwrap();
-    assert_eq!(tokens(&rpc, &base_account).await, before + exit);
+    assert_eq!(token_balance(&rpc, &base_account).await, before + exit);
     let id4 = held["id"].as_u64().unwrap();
     rest.wait_status(&b, id4, "confirmed").await;
     assert_eq!(rest.held(&b, 0).await, (DEPOSITED - exit, 0));
-    let on_chain = user(&rpc, &d, &b).await.balances[0];
+    let on_chain = user_account(&rpc, &d, &b).await.balances[0];
     assert_eq!(
         (on_chain.available, on_chain.pending_withdrawal),
         (DEPOSITED - exit, 0)
@@ -392,7 +377,7 @@ async fn cosigned_and_exit_hatch_withdrawals_move_tokens_and_the_ledger_follows(
     // Ledger and chain agree for both wallets (Alice's third withdrawal is still held off-chain,
     // available on-chain), and nothing unexpected was seen.
     for owner in [a, b] {
-        let chain_user = user(&rpc, &d, &owner).await;
+        let chain_user = user_account(&rpc, &d, &owner).await;
         for asset in [0u8, 1] {
             let (available, frozen) = rest.held(&owner, asset).await;
             let on_chain = chain_user.balances[usize::from(asset)];

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use anchor_lang::AccountDeserialize;
-use kestrel::state::{Market, UserAccount};
+use kestrel::state::Market;
 use kestrel_node::admin::{self, AdminCommand};
 use kestrel_node::keys;
 use kestrel_node::reconcile::StoreLedger;
@@ -220,12 +220,7 @@ impl Cluster {
     }
 
     pub async fn on_chain_balance(&self, owner: &Pubkey, asset: u8) -> u64 {
-        let account = self
-            .rpc
-            .get_account(&self.deployment.user_address(owner))
-            .await
-            .unwrap();
-        let user = UserAccount::try_deserialize(&mut account.data.as_slice()).unwrap();
+        let user = kestrel_e2e::user_account(&self.rpc, &self.deployment, owner).await;
         user.balances[usize::from(asset)].available
     }
 }
@@ -478,15 +473,6 @@ pub async fn wait_withdrawal(rest: &RestClient, owner: &Pubkey, id: u64, status:
     .await
 }
 
-pub async fn token_balance(rpc: &RpcClient, account: &Pubkey) -> u64 {
-    rpc.get_token_account_balance(account)
-        .await
-        .unwrap()
-        .amount
-        .parse()
-        .unwrap()
-}
-
 /// The maker withdraws `amount` of `asset` to its own token account through the SDK, with a
 /// router started with `--cosigner-keypair` (the cluster's operator): the signed request holds
 /// the amount; the operator's co-signed transaction is checked and signed by the SDK and sent;
@@ -530,14 +516,14 @@ pub async fn maker_withdraws(
         },
     )
     .unwrap();
-    let before = token_balance(&cluster.rpc, &destination).await;
+    let before = kestrel_e2e::token_balance(&cluster.rpc, &destination).await;
     let landed = cluster
         .rpc
         .send_and_confirm_transaction(&signed)
         .await
         .unwrap();
     assert_eq!(
-        token_balance(&cluster.rpc, &destination).await,
+        kestrel_e2e::token_balance(&cluster.rpc, &destination).await,
         before + amount
     );
     let confirmed = wait_withdrawal(rest, &maker.pubkey(), id, "confirmed").await;

@@ -553,12 +553,15 @@ async fn metrics_are_served_and_restart_recovers_the_book() {
         200
     );
     let metrics_addr = t.api.metrics_addr().unwrap();
-    let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = || async {
+        reqwest::get(format!("http://{metrics_addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let text = metrics().await;
     assert!(
         text.contains("kestrel_api_commands_total{kind=\"place\",outcome=\"accepted\"} 1"),
         "{text}"
@@ -567,12 +570,7 @@ async fn metrics_are_served_and_restart_recovers_the_book() {
     // The SQL projection catches up: nothing sequenced is left untaken.
     let mut caught_up = false;
     for _ in 0..200 {
-        let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics().await;
         assert!(
             text.contains("kestrel_api_projection_lag_events "),
             "{text}"
