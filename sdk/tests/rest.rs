@@ -343,3 +343,24 @@ async fn a_place_whose_response_is_lost_is_retried_without_a_second_order() {
     drop(proxy);
     assert!(matches!(client.book(0).await, Err(Error::Http(_))));
 }
+
+#[test]
+fn the_sdk_knows_which_of_the_routers_errors_are_worth_a_retry() {
+    use api::error::ApiCode;
+    for code in ApiCode::ALL {
+        let error = kestrel_sdk::ws::ApiError {
+            code: code.code(),
+            error: code.name().to_owned(),
+            message: String::new(),
+        };
+        let transient = matches!(
+            code,
+            ApiCode::RateLimited
+                | ApiCode::TooManyConnections
+                | ApiCode::Unavailable
+                | ApiCode::Internal
+                | ApiCode::Overloaded
+        );
+        assert_eq!(error.is_retryable(), transient, "{}", code.name());
+    }
+}

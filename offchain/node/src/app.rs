@@ -86,6 +86,7 @@ async fn router(args: RouterArgs) -> anyhow::Result<()> {
         internal_token: token(&args.token)?,
         listen_interval: Duration::from_millis(args.listen_interval_ms.max(1)),
         verify_threads: args.verify_threads,
+        access: args.access.limits(),
         limits: RouterLimits::default(),
         cosigner,
         reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
@@ -174,6 +175,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
         settle_linger: Duration::from_millis(args.settle_linger_ms),
         lookup_tables: args.lookup_tables,
+        access: args.access.limits(),
         ..DevnetConfig::ephemeral(PathBuf::new())
     };
     let devnet = Devnet::start(config).await.context("starting the devnet")?;

@@ -3,6 +3,7 @@
 
 use crate::admin::AdminCommand;
 use clap::{ArgAction, Args, Parser, Subcommand};
+use kestrel_router::api::limits::LimitsConfig;
 use solana_commitment_config::CommitmentLevel;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +62,63 @@ pub struct DevnetArgs {
     /// Milliseconds settlement collects further fills after the router reports one.
     #[arg(long, env = "KESTREL_SETTLE_LINGER_MS", default_value_t = 5)]
     pub settle_linger_ms: u64,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// The API's access limits (defaults: `LimitsConfig::default()`).
+#[derive(Args)]
+#[command(next_help_heading = "Access limits")]
+pub struct AccessArgs {
+    /// HTTP requests and WebSocket upgrades per second per IP.
+    #[arg(long, env = "KESTREL_IP_RATE", default_value_t = 50)]
+    pub ip_rate: u32,
+    /// Burst allowed above the per-IP rate.
+    #[arg(long, env = "KESTREL_IP_BURST", default_value_t = 100)]
+    pub ip_burst: u32,
+    /// Signed commands per second per wallet (REST and WebSocket together).
+    #[arg(long, env = "KESTREL_KEY_RATE", default_value_t = 100)]
+    pub key_rate: u32,
+    /// Burst allowed above the per-wallet rate.
+    #[arg(long, env = "KESTREL_KEY_BURST", default_value_t = 200)]
+    pub key_burst: u32,
+    /// Largest HTTP body, bytes.
+    #[arg(long, env = "KESTREL_MAX_BODY_BYTES", default_value_t = 4_096)]
+    pub max_body_bytes: usize,
+    /// Largest WebSocket message, bytes.
+    #[arg(long, env = "KESTREL_WS_MAX_MESSAGE_BYTES", default_value_t = 4_096)]
+    pub ws_max_message_bytes: usize,
+    /// WebSocket connections per IP.
+    #[arg(long, env = "KESTREL_WS_PER_IP", default_value_t = 10)]
+    pub ws_per_ip: usize,
+    /// Authenticated WebSocket connections per wallet.
+    #[arg(long, env = "KESTREL_WS_PER_USER", default_value_t = 5)]
+    pub ws_per_user: usize,
+    /// Messages per second a WebSocket connection may send.
+    #[arg(long, env = "KESTREL_WS_MESSAGES_PER_SEC", default_value_t = 100)]
+    pub ws_messages_per_sec: u32,
+    /// New orders are refused (`overloaded`) while the SQL projection is more than this many
+    /// events behind; cancels and withdrawals always pass.
+    #[arg(long, env = "KESTREL_MAX_PROJECTION_LAG", default_value_t = 100_000)]
+    pub max_projection_lag: u64,
+}
+
+impl AccessArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> LimitsConfig {
+        LimitsConfig {
+            per_ip_per_sec: self.ip_rate,
+            per_ip_burst: self.ip_burst,
+            per_key_per_sec: self.key_rate,
+            per_key_burst: self.key_burst,
+            max_body_bytes: self.max_body_bytes,
+            ws_max_message_bytes: self.ws_max_message_bytes,
+            ws_per_ip: self.ws_per_ip,
+            ws_per_user: self.ws_per_user,
+            ws_messages_per_sec: self.ws_messages_per_sec,
+            max_projection_lag: self.max_projection_lag,
+        }
+    }
 }
 
 /// Where the chain is and which deployment to follow.
@@ -165,6 +223,8 @@ pub struct RouterArgs {
         help_heading = "Router"
     )]
     pub verify_threads: usize,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Operator keypair file: co-sign withdrawals in this process (the router host then holds
     /// the operator key). Without it co-signed withdrawals are off and users take the exit
     /// hatch.
@@ -265,4 +325,60 @@ pub struct AdminArgs {
     pub domain_id: u64,
     #[command(subcommand)]
     pub command: AdminCommand,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        match Cli::try_parse_from(args) {
+            Ok(cli) => cli,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn access(cli: Cli) -> LimitsConfig {
+        match cli.command {
+            Command::Router(args) => args.access.limits(),
+            Command::Devnet(args) => args.access.limits(),
+            _ => panic!("not a router or devnet command"),
+        }
+    }
+
+    #[test]
+    fn access_limit_defaults_are_the_apis() {
+        assert_eq!(
+            access(parse(&["kestrel", "router"])),
+            LimitsConfig::default()
+        );
+        assert_eq!(
+            access(parse(&["kestrel", "devnet"])),
+            LimitsConfig::default()
+        );
+    }
+
+    #[test]
+    fn access_limits_are_set_by_flags() {
+        let limits = access(parse(&[
+            "kestrel",
+            "router",
+            "--ip-rate",
+            "7",
+            "--ws-per-user",
+            "2",
+            "--max-projection-lag",
+            "500",
+        ]));
+        assert_eq!(
+            limits,
+            LimitsConfig {
+                per_ip_per_sec: 7,
+                ws_per_user: 2,
+                max_projection_lag: 500,
+                ..LimitsConfig::default()
+            }
+        );
+    }
 }

@@ -19,6 +19,7 @@ use crate::tables::TablesConfig;
 use kestrel::instructions::CreateMarketArgs;
 use kestrel_relayer::embedded::{self, EmbeddedChain};
 use kestrel_relayer::reconcile::Reconciler;
+use kestrel_router::api::limits::LimitsConfig;
 use kestrel_router::api::{self, Api, ApiConfig};
 use kestrel_router::marketdata::{Item, Topic};
 use kestrel_sdk::{chain, Deployment};
@@ -71,6 +72,8 @@ pub struct DevnetConfig {
     pub reconcile_interval: Duration,
     /// Run the demo market maker and taker (wallets 1 and 2).
     pub bots: bool,
+    /// The API's access limits.
+    pub access: LimitsConfig,
 }
 
 impl DevnetConfig {
@@ -87,6 +90,7 @@ impl DevnetConfig {
             listen_interval: Duration::from_millis(200),
             reconcile_interval: Duration::from_secs(1),
             bots: false,
+            access: LimitsConfig::default(),
         }
     }
 }
@@ -283,6 +287,7 @@ impl Devnet {
         );
         let mut api_config = ApiConfig::embedded(rules, &router_dir, config.http);
         api_config.cosigner = Some(Arc::new(cosigner));
+        api_config.limits = config.access;
         api_config.asset_decimals = on_chain.asset_decimals;
         let api = api::start(api_config).await?;
         let bridge = match bridge::start(

@@ -12,6 +12,7 @@ use crate::cosigner::OperatorCosigner;
 use crate::internal::{InternalServer, Token};
 use crate::onchain::{OnChain, OnChainError, RouterLimits};
 use crate::reconcile::{self, ReconcileState, Reconciling};
+use kestrel_router::api::limits::LimitsConfig;
 use kestrel_router::api::{self, Api, ApiConfig};
 use kestrel_sdk::Deployment;
 use solana_client::nonblocking::rpc_client::RpcClient;
@@ -47,6 +48,8 @@ pub struct RouterNodeConfig {
     pub listen_interval: Duration,
     /// Signature verification threads.
     pub verify_threads: usize,
+    /// The API's access limits (rates, sizes, connections, load shedding).
+    pub access: LimitsConfig,
     /// Limits with no on-chain counterpart.
     pub limits: RouterLimits,
     /// The operator key, to co-sign withdrawals; `None` turns co-signed withdrawals off.
@@ -108,6 +111,7 @@ impl RouterNode {
         api_config.database_url = config.database_url.clone();
         api_config.metrics_listen = config.metrics_listen;
         api_config.verify_threads = config.verify_threads.max(1);
+        api_config.limits = config.access;
         api_config.asset_decimals = on_chain.asset_decimals.clone();
         let reconcile_state = match &config.cosigner {
             Some(operator) => {

@@ -22,7 +22,9 @@
 //!
 //! Run: `cargo bench -p kestrel-router --bench load` (defaults finish in under a minute);
 //! flags: `--clients N --rate R --secs S --window W --subs S --fanout-orders N
-//! --fanout-rate R --verify-threads T (0 = inline) --group-window-us U --client-process
+//! --fanout-rate R --verify-threads T (0 = inline) --group-window-us U --projector-delay-ms D
+//! --projector-batch N --database-url URL (default: SQLite in a temporary directory)
+//! --client-process
 //! --only http-open,http-max,ws-open,ws-max,fanout`.
 #![allow(
     clippy::unwrap_used,
@@ -90,6 +92,9 @@ struct Args {
     verify_threads: Option<usize>,
     /// Journal group-commit window in µs (`None`: the router's default).
     group_window_us: Option<u64>,
+    projector_delay_ms: Option<u64>,
+    projector_batch: Option<usize>,
+    database_url: Option<String>,
     /// Run the intake load generator in a child process.
     client_process: bool,
     only: Vec<String>,
@@ -107,6 +112,9 @@ impl Args {
             fanout_rate: 20,
             verify_threads: None,
             group_window_us: None,
+            projector_delay_ms: None,
+            projector_batch: None,
+            database_url: None,
             client_process: false,
             only: ["http-open", "http-max", "ws-open", "ws-max", "fanout"]
                 .map(String::from)
@@ -125,6 +133,9 @@ impl Args {
                 "--fanout-rate" => a.fanout_rate = value().parse().unwrap(),
                 "--verify-threads" => a.verify_threads = Some(value().parse().unwrap()),
                 "--group-window-us" => a.group_window_us = Some(value().parse().unwrap()),
+                "--projector-delay-ms" => a.projector_delay_ms = Some(value().parse().unwrap()),
+                "--projector-batch" => a.projector_batch = Some(value().parse().unwrap()),
+                "--database-url" => a.database_url = Some(value()),
                 "--client-process" => a.client_process = true,
                 "--only" => a.only = value().split(',').map(String::from).collect(),
                 "--bench" => {}
@@ -968,6 +979,9 @@ fn config(dir: &std::path::Path, args: &Args) -> ApiConfig {
         per_key_burst: 10_000_000,
         ws_per_ip: 1_000_000,
         ws_messages_per_sec: 10_000_000,
+        // The bench measures intake; how far the store trails is reported apart (a real node
+        // would shed new orders past the default bound in a long max phase).
+        max_projection_lag: u64::MAX,
         ..Default::default()
     };
     let rules = Rules {
@@ -981,6 +995,15 @@ fn config(dir: &std::path::Path, args: &Args) -> ApiConfig {
     let mut embedded = ApiConfig::embedded(rules, dir, "127.0.0.1:0".parse().unwrap());
     if let Some(us) = args.group_window_us {
         embedded.sequencer.journal.group_window = Duration::from_micros(us);
+    }
+    if let Some(ms) = args.projector_delay_ms {
+        embedded.projector.max_delay = Duration::from_millis(ms);
+    }
+    if let Some(n) = args.projector_batch {
+        embedded.projector.max_batch = n;
+    }
+    if let Some(url) = &args.database_url {
+        embedded.database_url = url.clone();
     }
     ApiConfig {
         verify_threads: args.verify_threads.unwrap_or(embedded.verify_threads),

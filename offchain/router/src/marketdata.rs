@@ -11,7 +11,7 @@
 
 mod history;
 
-use crate::decimal::Decimals;
+use crate::decimal::{Annotated, Decimals};
 use crate::model::{Event, Owner, Seq, Sequenced, SettlementStatus};
 use crate::state::State;
 use axum::extract::ws::Utf8Bytes;
@@ -250,14 +250,7 @@ struct Body {
 /// The `data` of a feed message.
 #[derive(Debug)]
 enum Payload {
-    Book {
-        market: u32,
-        market_seq: u64,
-        side: u8,
-        price_ticks: u64,
-        size_lots: u64,
-        orders: u32,
-    },
+    Book(BookLevel),
     Trade(Trade),
     Candle(Candle),
     /// A private update: the event as the API shows it.
@@ -585,14 +578,14 @@ impl Inner {
                     position,
                     s,
                     Topic::Book(*market),
-                    Payload::Book {
+                    Payload::Book(BookLevel {
                         market: *market,
                         market_seq: *market_seq,
                         side: *side,
                         price_ticks: *price_ticks,
                         size_lots: *size_lots,
                         orders: *orders,
-                    },
+                    }),
                 ));
             }
             Event::Fill {
@@ -759,44 +752,57 @@ fn item(
 }
 
 fn render(topic: &Topic, body: &Body) -> Utf8Bytes {
-    let mut data = match &body.payload {
-        Payload::Book {
-            market,
-            market_seq,
-            side,
-            price_ticks,
-            size_lots,
-            orders,
-        } => serde_json::json!({
-            "market": market,
-            "market_seq": market_seq,
-            "side": side,
-            "price_ticks": price_ticks,
-            "size_lots": size_lots,
-            "orders": orders,
-        }),
-        Payload::Trade(trade) => serde_json::to_value(trade).unwrap_or(serde_json::Value::Null),
-        Payload::Candle(candle) => serde_json::to_value(candle).unwrap_or(serde_json::Value::Null),
-        Payload::Event(event) => event_json(event),
+    let decimals = &*body.decimals;
+    let text = match &body.payload {
+        Payload::Book(level) => envelope(topic, body, level, decimals),
+        Payload::Trade(trade) => envelope(topic, body, trade, decimals),
+        Payload::Candle(candle) => envelope(topic, body, candle, decimals),
+        Payload::Event(event) => envelope(topic, body, event, decimals),
     };
-    body.decimals.annotate(&mut data);
-    serde_json::json!({
-        "type": "event",
-        "channel": topic.channel(),
-        "seq": body.seq,
-        "index": body.index,
-        "timestamp_ms": body.timestamp_ms,
-        "data": data,
-    })
-    .to_string()
-    .into()
+    text.into()
 }
 
-/// An event as the API shows it: wallet keys as hex strings (see [`hex_wallets`]).
-pub fn event_json(event: &Event) -> serde_json::Value {
-    let mut value = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
-    hex_wallets(&mut value);
-    value
+/// The `data` of a book message.
+#[derive(Debug, Serialize)]
+struct BookLevel {
+    market: u32,
+    market_seq: u64,
+    side: u8,
+    price_ticks: u64,
+    size_lots: u64,
+    orders: u32,
+}
+
+/// A feed message around `data`, which is written straight to the text with its wallet keys
+/// in hex and its decimal fields (see [`Annotated`]).
+#[derive(Serialize)]
+struct Envelope<T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    channel: String,
+    seq: Seq,
+    index: u32,
+    timestamp_ms: u64,
+    data: T,
+}
+
+fn envelope<T: Serialize>(topic: &Topic, body: &Body, data: &T, decimals: &Decimals) -> String {
+    let message = |data| Envelope {
+        kind: "event",
+        channel: topic.channel(),
+        seq: body.seq,
+        index: body.index,
+        timestamp_ms: body.timestamp_ms,
+        data,
+    };
+    // Every payload is a flat struct, which cannot fail to serialise; were it to, the
+    // message still goes out, with `data: null`, so that no position is skipped.
+    serde_json::to_string(&message(Some(Annotated {
+        value: data,
+        decimals,
+    })))
+    .or_else(|_| serde_json::to_string(&message(None)))
+    .unwrap_or_default()
 }
 
 /// Rewrites the wallet keys of a JSON object (`owner`, `maker`, `taker`: arrays of 32 bytes)

@@ -76,6 +76,11 @@ pub struct Config {
     pub tick_interval: Duration,
     /// When router-state snapshots are taken (they live in the journal directory).
     pub snapshots: SnapshotConfig,
+    /// Below this many commands per second (over the last 100 ms) a group is committed as
+    /// soon as its commands are applied, so a command's ack waits for one `fdatasync` and not
+    /// for the group-commit window; at or above it the window batches commits (fewer syncs
+    /// and feed batches when that saves more than it delays). 0: always the window.
+    pub light_load_below: u32,
 }
 
 /// A running sequencer.
@@ -175,6 +180,7 @@ fn run(
     let mut open = true;
     // When the oldest record not yet committed was appended.
     let mut group_since: Option<Instant> = None;
+    let mut load = Load::new(Instant::now());
     while open {
         let mut batch = Vec::new();
         match group_since {
@@ -194,7 +200,12 @@ fn run(
                 // meanwhile, rather than being woken by every request (a context switch per
                 // command, the largest cost under load on a small machine). Nothing is
                 // acknowledged before the commit anyway.
-                let due = later(since, config.journal.group_window);
+                let window = if load.light(config.light_load_below) {
+                    Duration::ZERO
+                } else {
+                    config.journal.group_window
+                };
+                let due = later(since, window);
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));
                 while batch.len() < config.journal.group_max_records {
                     match rx.try_recv() {
@@ -209,6 +220,7 @@ fn run(
             }
         }
         let now = Instant::now();
+        load.record(now, batch.len());
         let mut commands: Vec<(Command, Option<oneshot::Sender<Ack>>)> = batch
             .into_iter()
             .map(|r| (r.command, Some(r.reply)))
@@ -238,10 +250,10 @@ fn run(
                 reply,
             });
         }
-        let durable = if open {
-            writer.commit_if_due(Instant::now())?
-        } else {
+        let durable = if !open || (load.light(config.light_load_below) && !pending.is_empty()) {
             Some(writer.commit()?)
+        } else {
+            writer.commit_if_due(Instant::now())?
         };
         if durable.is_some() {
             group_since = None;
@@ -253,6 +265,49 @@ fn run(
     }
     schedule.finish(&state);
     Ok(())
+}
+
+/// The recent command rate, counted in 100 ms buckets.
+struct Load {
+    bucket_start: Instant,
+    in_bucket: u64,
+    /// Commands per second over the last full bucket (or the idle gap before it).
+    rate: u64,
+}
+
+impl Load {
+    const BUCKET: Duration = Duration::from_millis(100);
+
+    fn new(now: Instant) -> Load {
+        Load {
+            bucket_start: now,
+            in_bucket: 0,
+            rate: 0,
+        }
+    }
+
+    fn record(&mut self, now: Instant, commands: usize) {
+        let elapsed = now.saturating_duration_since(self.bucket_start);
+        if elapsed >= Self::BUCKET {
+            let ms = u64::try_from(elapsed.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            self.rate = self
+                .in_bucket
+                .saturating_mul(1_000)
+                .checked_div(ms)
+                .unwrap_or(0);
+            self.bucket_start = now;
+            self.in_bucket = 0;
+        }
+        self.in_bucket = self
+            .in_bucket
+            .saturating_add(u64::try_from(commands).unwrap_or(u64::MAX));
+    }
+
+    fn light(&self, below: u32) -> bool {
+        self.rate < u64::from(below)
+    }
 }
 
 /// Acknowledges every pending command (all durable now) and publishes their events.
@@ -271,5 +326,32 @@ fn publish(pending: &mut Vec<Pending>, subscribers: &[Subscriber]) {
     let batch: Arc<[Sequenced]> = events.into();
     for s in subscribers {
         let _ = s.send(batch.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_is_light_below_the_rate_over_the_last_bucket() {
+        let t0 = Instant::now();
+        let at = |ms| t0.checked_add(Duration::from_millis(ms)).unwrap_or(t0);
+        let mut load = Load::new(t0);
+        assert!(load.light(5_000), "no history: light");
+        // 300 commands in 100 ms: 3,000/s.
+        load.record(at(50), 300);
+        load.record(at(100), 0);
+        assert_eq!(load.rate, 3_000);
+        assert!(load.light(5_000) && !load.light(3_000));
+        // 600 in the next 100 ms: 6,000/s, heavy.
+        load.record(at(150), 600);
+        load.record(at(200), 0);
+        assert!(!load.light(5_000));
+        // A long idle gap counts as the rate over the gap.
+        load.record(at(10_200), 1);
+        assert!(load.light(5_000));
+        // 0 turns light commits off.
+        assert!(!Load::new(t0).light(0));
     }
 }

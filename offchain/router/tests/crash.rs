@@ -149,6 +149,7 @@ fn crash_child_entry() {
             journal: journal_config(&dir),
             tick_interval: Duration::from_millis(5),
             snapshots,
+            light_load_below: 5_000,
         };
         let s = sequencer::start(rules(), config, Vec::new()).unwrap();
         let start = s.replayed + s.snapshot_seq;

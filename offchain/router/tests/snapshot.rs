@@ -98,6 +98,7 @@ fn config(dir: &Path, snapshots: SnapshotConfig) -> Config {
         journal: journal_config(dir),
         tick_interval: Duration::from_millis(3),
         snapshots,
+        light_load_below: 5_000,
     }
 }
 

@@ -20,7 +20,7 @@ use kestrel_router::model::{
 };
 use kestrel_router::state::{Rules, State};
 use kestrel_router::store::{
-    spawn_projector, ListenerCursor, OrderStatus, Page, Position, ProjectorConfig, Store,
+    spawn_projector, FillRow, ListenerCursor, OrderStatus, Page, Position, ProjectorConfig, Store,
     StoreError,
 };
 use rand::rngs::StdRng;
@@ -551,6 +551,34 @@ async fn projection_matches_the_state(fx: Fixture) {
     assert_eq!(pending, expected_pending);
     assert!(!pending.is_empty() && pending.len() < stored.len());
     assert_eq!(store.next_pending_settlements(2).await.unwrap().len(), 2);
+    // Not final (pending or submitted), with their parties, paged from a position.
+    let unsettled: Vec<(u64, [u8; 32], [u8; 32])> = store
+        .unsettled_fills(Position::default(), 1_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| (f.fill_id, f.maker, f.taker))
+        .collect();
+    let not_final: Vec<&FillRow> = stored
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.settlement_status,
+                SettlementStatus::Pending | SettlementStatus::Submitted
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, [u8; 32], [u8; 32])> = not_final
+        .iter()
+        .map(|f| (f.fill_id, f.maker, f.taker))
+        .collect();
+    assert_eq!(unsettled, expected);
+    assert!(unsettled.len() > pending.len() && unsettled.len() < stored.len());
+    let tail = store
+        .unsettled_fills(not_final[0].position, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(tail.len(), unsettled.len() - 1);
 
     // Orders: every accepted order, open exactly until its OrderDone, with its reason.
     let mut done: HashMap<u64, (DoneReason, u64)> = HashMap::new();

@@ -454,14 +454,10 @@ fn private<T: serde::de::DeserializeOwned>(data: Value, typed: fn(T) -> Data) ->
     }
 }
 
-/// The router's codes for refusals that may pass on another try: rate limited, too many
-/// connections, unavailable, internal error.
-const TRANSIENT: [u16; 4] = [1003, 1007, 1008, 1009];
-
 /// How a refusal during the handshake ends the connection: transient ones are retried, the
 /// rest (bad authentication, unknown channel or market) stop the client.
 fn refused(error: ApiError) -> End {
-    if TRANSIENT.contains(&error.code) {
+    if error.is_retryable() {
         lost(error)
     } else {
         End::Fatal(Error::Api(error))

@@ -222,6 +222,16 @@ pub struct ApiError {
     pub message: String,
 }
 
+impl ApiError {
+    /// Whether the same request may pass if sent again later: rate limited (1003), too many
+    /// connections (1007), unavailable (1008), internal error (1009), or overloaded (1011: the
+    /// exchange sheds new orders until its store catches up; cancels still pass). Every other
+    /// refusal is final for that request (a bad signature, a reused nonce, an unknown market).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.code, 1003 | 1007 | 1008 | 1009 | 1011)
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

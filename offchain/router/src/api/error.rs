@@ -34,6 +34,9 @@ pub enum ApiCode {
     Internal,
     /// Reconciliation found a difference; withdrawals wait for a clean run.
     WithdrawalsHalted,
+    /// The exchange is shedding new orders until its SQL projection catches up; cancels are
+    /// still taken. Retry later.
+    Overloaded,
 }
 
 impl ApiCode {
@@ -51,6 +54,7 @@ impl ApiCode {
             ApiCode::Unavailable => 1008,
             ApiCode::Internal => 1009,
             ApiCode::WithdrawalsHalted => 1010,
+            ApiCode::Overloaded => 1011,
         }
     }
 
@@ -68,6 +72,7 @@ impl ApiCode {
             ApiCode::Unavailable => "unavailable",
             ApiCode::Internal => "internal",
             ApiCode::WithdrawalsHalted => "withdrawals_halted",
+            ApiCode::Overloaded => "overloaded",
         }
     }
 
@@ -80,13 +85,15 @@ impl ApiCode {
             ApiCode::NotFound => StatusCode::NOT_FOUND,
             ApiCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiCode::Unavailable | ApiCode::WithdrawalsHalted => StatusCode::SERVICE_UNAVAILABLE,
+            ApiCode::Unavailable | ApiCode::WithdrawalsHalted | ApiCode::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Every code, for the OpenAPI document.
-    pub const ALL: [ApiCode; 11] = [
+    pub const ALL: [ApiCode; 12] = [
         ApiCode::MalformedJson,
         ApiCode::InvalidRequest,
         ApiCode::PayloadTooLarge,
@@ -98,6 +105,7 @@ impl ApiCode {
         ApiCode::Unavailable,
         ApiCode::Internal,
         ApiCode::WithdrawalsHalted,
+        ApiCode::Overloaded,
     ];
 }
 

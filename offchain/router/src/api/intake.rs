@@ -4,11 +4,11 @@
 
 use super::error::{reject_name, ApiCode, ApiError};
 use super::Shared;
-use crate::marketdata::event_json;
-use crate::model::{Command, Event, Owner};
+use crate::decimal::{Annotated, Decimals};
+use crate::model::{Command, Event, Owner, Seq};
 use crate::sequencer::Ack;
 use crate::verify::Signed;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use tracing::Instrument;
 
 /// What a client sends to place, cancel, cancel all or withdraw: the canonical signed bytes
@@ -111,19 +111,12 @@ fn signer(command: &Command) -> Option<Owner> {
 }
 
 /// Verifies `body` as a `kind` message and submits it; returns the durable outcome.
-pub async fn submit(
-    shared: &Shared,
-    kind: Kind,
-    body: &SignedBody,
-) -> Result<serde_json::Value, ApiError> {
+pub async fn submit(shared: &Shared, kind: Kind, body: &SignedBody) -> Result<Accepted, ApiError> {
     submit_signed(shared, kind, parse(kind, body)).await
 }
 
 /// Verifies and submits a replace; returns the durable outcome.
-pub async fn submit_replace(
-    shared: &Shared,
-    body: &ReplaceBody,
-) -> Result<serde_json::Value, ApiError> {
+pub async fn submit_replace(shared: &Shared, body: &ReplaceBody) -> Result<Accepted, ApiError> {
     submit_signed(shared, Kind::Replace, parse_replace(body)).await
 }
 
@@ -131,9 +124,10 @@ async fn submit_signed(
     shared: &Shared,
     kind: Kind,
     signed: Result<Signed, ApiError>,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Accepted, ApiError> {
     let span = tracing::info_span!("command", kind = kind.name(), seq = tracing::field::Empty);
     let result = async {
+        admit(shared, kind)?;
         let signed = signed?;
         let command = shared
             .pool
@@ -157,9 +151,24 @@ async fn submit_signed(
     result
 }
 
+/// Load shedding, before any work is spent on the command: new orders wait while the SQL
+/// projection is too far behind; what reduces risk (cancels, cancel-alls) and withdrawals
+/// always pass.
+fn admit(shared: &Shared, kind: Kind) -> Result<(), ApiError> {
+    let adds_risk = matches!(kind, Kind::Place | Kind::Replace);
+    let lag = u64::try_from(shared.metrics.projection_lag.get()).unwrap_or(0);
+    if adds_risk && lag > shared.limits.config.max_projection_lag {
+        return Err(ApiError::new(
+            ApiCode::Overloaded,
+            "the exchange is catching up and takes no new orders for now; cancels are taken",
+        ));
+    }
+    Ok(())
+}
+
 /// Submits a command that already passed verification (the pre-signed cancel-all of a
 /// WebSocket's cancel-on-disconnect).
-pub async fn verified(shared: &Shared, command: Command) -> Result<serde_json::Value, ApiError> {
+pub async fn verified(shared: &Shared, command: Command) -> Result<Accepted, ApiError> {
     if let Some(owner) = signer(&command) {
         if !shared.limits.allow_key(&owner) {
             shared
@@ -189,9 +198,73 @@ fn unavailable() -> ApiError {
     )
 }
 
-/// The client's answer: the sequence number, the events, and the order or withdrawal id; or
-/// the typed refusal (itself durable: a refused order still consumes its nonce).
-fn outcome(ack: Ack) -> Result<serde_json::Value, ApiError> {
+/// A command the router took, once durable: its sequence number, its events, and the order or
+/// withdrawal it created.
+#[derive(Debug)]
+pub struct Accepted {
+    ack: Ack,
+    order_id: Option<u64>,
+    withdrawal_id: Option<Seq>,
+}
+
+impl Accepted {
+    /// The client's answer as JSON text: `{seq, timestamp_ms, events, order_id?,
+    /// withdrawal_id?}`, the events with their decimal fields, serialised straight from them
+    /// (see [`Annotated`]). Should that ever fail, the answer still says the command was taken,
+    /// without its events: it is durable either way.
+    pub fn answer(&self, decimals: &Decimals) -> String {
+        let answer = Answer {
+            seq: self.ack.seq,
+            timestamp_ms: self.ack.timestamp_ms,
+            events: Some(Events {
+                events: &self.ack.events,
+                decimals,
+            }),
+            order_id: self.order_id,
+            withdrawal_id: self.withdrawal_id,
+        };
+        serde_json::to_string(&answer).unwrap_or_else(|error| {
+            tracing::error!(seq = self.ack.seq, %error, "answer written without its events");
+            let summary = Answer {
+                events: None,
+                ..answer
+            };
+            serde_json::to_string(&summary).unwrap_or_default()
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct Answer<'a> {
+    seq: Seq,
+    timestamp_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Events<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    withdrawal_id: Option<Seq>,
+}
+
+struct Events<'a> {
+    events: &'a [Event],
+    decimals: &'a Decimals,
+}
+
+impl Serialize for Events<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let decimals = self.decimals;
+        serializer.collect_seq(
+            self.events
+                .iter()
+                .map(|value| Annotated { value, decimals }),
+        )
+    }
+}
+
+/// The accepted command, or the typed refusal (itself durable: a refused order still consumes
+/// its nonce).
+fn outcome(ack: Ack) -> Result<Accepted, ApiError> {
     let mut order_id = None;
     let mut withdrawal_id = None;
     for event in &ack.events {
@@ -206,18 +279,9 @@ fn outcome(ack: Ack) -> Result<serde_json::Value, ApiError> {
             _ => {}
         }
     }
-    let mut value = serde_json::json!({
-        "seq": ack.seq,
-        "timestamp_ms": ack.timestamp_ms,
-        "events": ack.events.iter().map(event_json).collect::<Vec<_>>(),
-    });
-    if let serde_json::Value::Object(map) = &mut value {
-        if let Some(id) = order_id {
-            map.insert("order_id".into(), id.into());
-        }
-        if let Some(id) = withdrawal_id {
-            map.insert("withdrawal_id".into(), id.into());
-        }
-    }
-    Ok(value)
+    Ok(Accepted {
+        ack,
+        order_id,
+        withdrawal_id,
+    })
 }

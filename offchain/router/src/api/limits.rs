@@ -30,6 +30,13 @@ pub struct LimitsConfig {
     pub ws_per_user: usize,
     /// Messages per second a WebSocket connection may send.
     pub ws_messages_per_sec: u32,
+    /// New orders (place, replace) are refused with `overloaded` while more events than this
+    /// are sequenced but not yet taken by the SQL projection (the
+    /// `kestrel_api_projection_lag_events` gauge); cancels, cancel-alls and withdrawals are
+    /// always taken. The store feeds REST reads and the settlement outbox, so a store that has
+    /// fallen behind delays settlement; the bound also keeps the queue to it from growing
+    /// without limit under sustained overload.
+    pub max_projection_lag: u64,
 }
 
 impl Default for LimitsConfig {
@@ -44,6 +51,7 @@ impl Default for LimitsConfig {
             ws_per_ip: 10,
             ws_per_user: 5,
             ws_messages_per_sec: 100,
+            max_projection_lag: 100_000,
         }
     }
 }

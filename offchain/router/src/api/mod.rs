@@ -81,6 +81,7 @@ impl ApiConfig {
             sequencer: sequencer::Config {
                 journal: kestrel_matcher::journal::JournalConfig::new(dir.join("journal")),
                 tick_interval: Duration::from_millis(200),
+                light_load_below: 5_000,
                 snapshots: crate::snapshot::SnapshotConfig::default(),
             },
             database_url: format!("sqlite://{}?mode=rwc", dir.join("store.db").display()),
@@ -182,23 +183,13 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     );
     market_data.set_decimals(decimals.clone());
     let (md_tx, md_rx) = mpsc::unbounded_channel();
-    let (store_tx, mut store_rx) = mpsc::unbounded_channel::<Arc<[crate::model::Sequenced]>>();
+    let (store_tx, store_rx) = mpsc::unbounded_channel::<Arc<[crate::model::Sequenced]>>();
     let (events_tx, events_rx) = mpsc::channel(config.projector.max_batch.max(1));
     let lag = metrics.projection_lag.clone();
     let projector = spawn_projector(store.clone(), events_rx, config.projector, move |n| {
         lag.sub(i64::try_from(n).unwrap_or(i64::MAX));
     });
-    let lag = metrics.projection_lag.clone();
-    let bridge = tokio::spawn(async move {
-        while let Some(batch) = store_rx.recv().await {
-            lag.add(i64::try_from(batch.len()).unwrap_or(i64::MAX));
-            for event in batch.iter() {
-                if events_tx.send(event.clone()).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    let bridge = spawn_bridge(store_rx, events_tx, metrics.projection_lag.clone());
     let md_task = market_data.spawn(md_rx);
     let rules = config.rules.clone();
     let seq_config = config.sequencer.clone();
@@ -299,6 +290,49 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
         sequencer_thread,
         projector,
         feeds: vec![bridge, md_task],
+    })
+}
+
+/// Feeds the projector one event at a time from the sequencer's batches. Every batch is taken
+/// off the sequencer's channel as soon as it arrives and counted in `lag` then, so the gauge
+/// (and the admission control that reads it) sees everything sequenced but not yet projected,
+/// including what waits here while the projector's bounded channel is full.
+fn spawn_bridge(
+    mut batches: mpsc::UnboundedReceiver<Arc<[crate::model::Sequenced]>>,
+    events: mpsc::Sender<crate::model::Sequenced>,
+    lag: prometheus::IntGauge,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut queue = std::collections::VecDeque::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                batch = batches.recv(), if open => match batch {
+                    Some(batch) => {
+                        lag.add(i64::try_from(batch.len()).unwrap_or(i64::MAX));
+                        queue.extend(batch.iter().cloned());
+                    }
+                    None => open = false,
+                },
+                permit = events.reserve(), if !queue.is_empty() => {
+                    let Ok(permit) = permit else { return };
+                    if let Some(event) = queue.pop_front() {
+                        permit.send(event);
+                    }
+                    while let Some(event) = queue.pop_front() {
+                        match events.try_send(event) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(event)) => {
+                                queue.push_front(event);
+                                break;
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        }
+                    }
+                }
+                else => return,
+            }
+        }
     })
 }
 

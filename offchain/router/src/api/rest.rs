@@ -2,7 +2,7 @@
 //! panic catching, body limit). Every failure is an [`ApiError`] with a stable code.
 
 use super::error::{ApiCode, ApiError};
-use super::intake::{self, Kind, ReplaceBody, SignedBody};
+use super::intake::{self, Accepted, Kind, ReplaceBody, SignedBody};
 use super::withdrawals::TransactionRequest;
 use super::{openapi, ws, Shared};
 use crate::decimal::Decimals;
@@ -15,7 +15,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State,
 };
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,6 +29,7 @@ use tower_http::trace::TraceLayer;
 
 type AppState = State<Arc<Shared>>;
 type ApiResult = Result<Json<serde_json::Value>, ApiError>;
+type CommandResult = Result<Response, ApiError>;
 
 /// Every route of the API.
 pub fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
@@ -283,35 +284,41 @@ async fn candles(State(shared): AppState, P(market): P<u32>, Q(q): Q<CandleQuery
     Ok(to_json(&shared.decimals, &candles))
 }
 
-/// A command's result with the decimal fields added to its events.
-fn command_result(shared: &Shared, mut result: serde_json::Value) -> Json<serde_json::Value> {
-    shared.decimals.annotate(&mut result);
-    Json(result)
+/// A command's answer, with the decimal fields of its events.
+fn command_result(shared: &Shared, accepted: &Accepted) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        accepted.answer(&shared.decimals),
+    )
+        .into_response()
 }
 
-async fn signed(shared: &Shared, kind: Kind, body: &SignedBody) -> ApiResult {
-    let result = intake::submit(shared, kind, body).await?;
-    Ok(command_result(shared, result))
+async fn signed(shared: &Shared, kind: Kind, body: &SignedBody) -> CommandResult {
+    let accepted = intake::submit(shared, kind, body).await?;
+    Ok(command_result(shared, &accepted))
 }
 
-async fn place(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {
+async fn place(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> CommandResult {
     signed(&shared, Kind::Place, &body).await
 }
 
-async fn cancel(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {
+async fn cancel(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> CommandResult {
     signed(&shared, Kind::Cancel, &body).await
 }
 
-async fn replace(State(shared): AppState, JsonBody(body): JsonBody<ReplaceBody>) -> ApiResult {
-    let result = intake::submit_replace(&shared, &body).await?;
-    Ok(command_result(&shared, result))
+async fn replace(State(shared): AppState, JsonBody(body): JsonBody<ReplaceBody>) -> CommandResult {
+    let accepted = intake::submit_replace(&shared, &body).await?;
+    Ok(command_result(&shared, &accepted))
 }
 
-async fn cancel_all(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {
+async fn cancel_all(
+    State(shared): AppState,
+    JsonBody(body): JsonBody<SignedBody>,
+) -> CommandResult {
     signed(&shared, Kind::CancelAll, &body).await
 }
 
-async fn withdraw(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> ApiResult {
+async fn withdraw(State(shared): AppState, JsonBody(body): JsonBody<SignedBody>) -> CommandResult {
     signed(&shared, Kind::Withdraw, &body).await
 }
 

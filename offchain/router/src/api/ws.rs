@@ -2,7 +2,8 @@
 //! signed challenge, resumption from a position with no gap, heartbeats, order entry, and an
 //! optional cancel-on-disconnect. The wire format is in docs/protocol.md ("WebSocket").
 //!
-//! Each connection is one task that reads the client, takes the feed and writes: its outbound
+//! Each connection is one task that reads the client, takes the feed (only while it subscribes
+//! to something) and writes: its outbound
 //! messages queue in a bounded outbox (`api/outbox.rs`) and go out together, one
 //! flush per burst. A consumer that overflows the queue, does not take a write in time, or
 //! falls behind the feed's broadcast is disconnected with the reason `slow_consumer`, so one
@@ -179,6 +180,9 @@ struct Connection {
     owner: Option<Owner>,
     user_slot: Option<Slot<Owner>>,
     subs: HashMap<Sub, Position>,
+    /// The market-data broadcast, taken at the first subscription and let go when the last
+    /// one ends: a connection that only enters orders is not woken by every feed batch.
+    feed: Option<broadcast::Receiver<Arc<[Item]>>>,
     cancel_on_disconnect: Option<Command>,
     limiter: DefaultDirectRateLimiter,
 }
@@ -195,11 +199,11 @@ async fn run(shared: Arc<Shared>, mut socket: WebSocket, ip_slot: Slot<IpAddr>) 
         owner: None,
         user_slot: None,
         subs: HashMap::new(),
+        feed: None,
         cancel_on_disconnect: None,
         limiter: RateLimiter::direct(quota(rate, rate)),
     };
     shared.metrics.ws_connections.inc();
-    let mut feed = shared.market_data.receiver();
     let mut shutdown = shared.shutdown.clone();
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
@@ -223,7 +227,7 @@ async fn run(shared: Arc<Shared>, mut socket: WebSocket, ip_slot: Slot<IpAddr>) 
                 }
                 _ => break None,
             },
-            batch = feed.recv() => conn.on_feed(batch, &mut feed),
+            batch = next_batch(&mut conn.feed) => conn.on_feed(batch),
             Some(reply) = reply_rx.recv() => {
                 // Answers that are already waiting go out in the same flush.
                 let mut next = Some(reply);
@@ -314,6 +318,9 @@ impl Connection {
                         self.subs.remove(&sub);
                     }
                 }
+                if self.subs.is_empty() {
+                    self.feed = None;
+                }
                 Ok(self
                     .out
                     .json(serde_json::json!({"type": "unsubscribed", "channels": channels})))
@@ -392,6 +399,11 @@ impl Connection {
                 _ => None,
             })
             .collect();
+        // The receiver is taken before the attach: a batch sent in between is in both, and the
+        // subscription's start position drops its copy from the receiver.
+        if self.feed.is_none() {
+            self.feed = Some(self.shared.market_data.receiver());
+        }
         let attach = self.shared.market_data.attach(resume, &books);
         let mut open = self.out.json(serde_json::json!({
             "type": "subscribed",
@@ -447,20 +459,20 @@ impl Connection {
                 signature: request.signature,
             };
             let reply = match intake::submit(&shared, kind, &body).await {
-                // The same decimal fields as the REST answer to the same command.
-                Ok(mut result) => {
-                    shared.decimals.annotate(&mut result);
-                    serde_json::json!({
-                        "type": "result", "id": request.id, "ok": true, "result": result,
-                    })
+                // The same answer, decimal fields included, as REST gives the same command.
+                Ok(accepted) => {
+                    let id = request.id.unwrap_or(serde_json::Value::Null);
+                    let result = accepted.answer(&shared.decimals);
+                    format!(r#"{{"type":"result","id":{id},"ok":true,"result":{result}}}"#)
                 }
                 Err(error) => serde_json::json!({
                     "type": "result", "id": request.id, "ok": false, "error": error.to_json(),
-                }),
+                })
+                .to_string(),
             };
             // Waits for room rather than dropping an answer: the connection drains replies
             // with every flush, and closing the connection ends the wait.
-            let _ = replies.send(Message::Text(reply.to_string().into())).await;
+            let _ = replies.send(Message::Text(reply.into())).await;
         });
         true
     }
@@ -510,11 +522,7 @@ impl Connection {
 
     /// Queues what the feed delivered, and every batch already waiting behind it, so that
     /// they go out in one flush.
-    fn on_feed(
-        &mut self,
-        mut batch: Result<Arc<[Item]>, RecvError>,
-        feed: &mut broadcast::Receiver<Arc<[Item]>>,
-    ) {
+    fn on_feed(&mut self, mut batch: Result<Arc<[Item]>, RecvError>) {
         loop {
             match batch {
                 Ok(items) => {
@@ -525,6 +533,9 @@ impl Connection {
                 Err(RecvError::Lagged(_)) => return self.out.close(1008, "slow_consumer"),
                 Err(RecvError::Closed) => return self.out.close(1001, "shutdown"),
             }
+            let Some(feed) = self.feed.as_mut() else {
+                return;
+            };
             batch = match feed.try_recv() {
                 Ok(items) => Ok(items),
                 Err(TryRecvError::Empty) => return,
@@ -547,5 +558,15 @@ impl Connection {
             }
         }
         true
+    }
+}
+
+/// The next batch of the feed; never ready while the connection subscribes to nothing.
+async fn next_batch(
+    feed: &mut Option<broadcast::Receiver<Arc<[Item]>>>,
+) -> Result<Arc<[Item]>, RecvError> {
+    match feed {
+        Some(feed) => feed.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -1,4 +1,5 @@
-//! Recent trades and candles across a restart, seeded from the SQL store.
+//! Recent trades and candles across a restart, seeded from the SQL store, and the parties of
+//! fills not yet settled (see `unsettled_parties`).
 //!
 //! The in-memory projection is rebuilt at start-up from a router snapshot (books only) and the
 //! journal replayed after it, so without help its trades and candles would hold only the
@@ -21,7 +22,8 @@
 //! projection does, saturating at `u64::MAX`.
 
 use super::{Candle, Interval, MarketData, Position, Trade};
-use crate::store::{self, Store, StoreError, CANDLE_INTERVALS};
+use crate::model::Owner;
+use crate::store::{self, Store, StoreError, CANDLE_INTERVALS, MAX_PAGE};
 use std::collections::{BTreeMap, VecDeque};
 
 /// One market's seeded history, oldest first.
@@ -79,7 +81,9 @@ impl MarketData {
             }
             seeded.push((market, Seeded { trades, candles }));
         }
+        let unsettled = unsettled_parties(store).await?;
         let mut inner = self.lock();
+        inner.unsettled.extend(unsettled);
         for (market, history) in seeded {
             if let Some(m) = inner.markets.get_mut(&market) {
                 m.trades = history.trades;
@@ -91,6 +95,28 @@ impl MarketData {
             index: until.index,
         };
         Ok(())
+    }
+}
+
+/// The parties of every fill the store holds whose settlement is not final. Settlement updates
+/// go to a fill's maker and taker, whom market data learns from the fill itself; a fill older
+/// than the snapshot recovery starts from is not replayed, so without these its later
+/// settlement would reach no one. (A fill the replay does repeat is keyed the same.)
+async fn unsettled_parties(store: &Store) -> Result<Vec<((u32, u64), [Owner; 2])>, StoreError> {
+    let mut parties = Vec::new();
+    let mut after = store::Position::default();
+    loop {
+        let page = store.unsettled_fills(after, MAX_PAGE).await?;
+        parties.extend(
+            page.iter()
+                .map(|f| ((f.market, f.fill_id), [f.maker, f.taker])),
+        );
+        match page.last() {
+            Some(last) if page.len() >= usize::try_from(MAX_PAGE).unwrap_or(usize::MAX) => {
+                after = last.position;
+            }
+            _ => return Ok(parties),
+        }
     }
 }
 

@@ -642,8 +642,31 @@ impl Store {
         after: Position,
         limit: u32,
     ) -> Result<Vec<FillRow>, StoreError> {
+        self.fills_after("o.status = 'submitted'", after, limit)
+            .await
+    }
+
+    /// Up to `limit` fills after `after` whose settlement is not final (pending or
+    /// submitted), in stream order: the parties market data routes settlement updates to
+    /// after a restart.
+    pub async fn unsettled_fills(
+        &self,
+        after: Position,
+        limit: u32,
+    ) -> Result<Vec<FillRow>, StoreError> {
+        self.fills_after("o.status IN ('pending', 'submitted')", after, limit)
+            .await
+    }
+
+    /// Up to `limit` fills after `after` whose outbox row matches `status`, in stream order.
+    async fn fills_after(
+        &self,
+        status: &str,
+        after: Position,
+        limit: u32,
+    ) -> Result<Vec<FillRow>, StoreError> {
         let sql = format!(
-            "SELECT {FILL_COLUMNS} WHERE o.status = 'submitted' AND (f.seq, f.idx) > ($1, $2) \
+            "SELECT {FILL_COLUMNS} WHERE {status} AND (f.seq, f.idx) > ($1, $2) \
              ORDER BY f.seq, f.idx LIMIT $3"
         );
         let rows = sqlx::query(&sql)

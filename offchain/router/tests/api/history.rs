@@ -1,8 +1,11 @@
-//! Recent trades and candles survive a restart from a snapshot: the fills the SQL store holds
-//! are seeded from it, the journal tail after the snapshot adds only the others.
+//! Market data across a restart from a snapshot: recent trades and candles (the fills the SQL
+//! store holds are seeded from it, the journal tail after the snapshot adds only the others),
+//! and settlement updates of fills older than the snapshot, which still reach both parties.
 
 use crate::support::*;
+use crate::ws::Client;
 use kestrel::encoding::Side;
+use kestrel_router::model::{Command, SettlementStatus};
 use kestrel_router::snapshot::{self, SnapshotConfig};
 use serde_json::Value;
 
@@ -19,6 +22,18 @@ async fn history(t: &TestApi) -> Vec<Value> {
         out.push(t.get(&candles(interval)).await.1);
     }
     out
+}
+
+/// The API config with a snapshot every 3 commands: the one recovery loads is older than the
+/// store's cursor (the shutdown snapshot is too new to use), so the replayed tail holds fills
+/// the store already has, and fills before the snapshot are not replayed at all.
+fn snapshotting(dir: &std::path::Path) -> kestrel_router::api::ApiConfig {
+    let mut config = config(dir);
+    config.sequencer.snapshots = SnapshotConfig {
+        every_commands: 3,
+        ..SnapshotConfig::default()
+    };
+    config
 }
 
 /// A maker's sell and a taker's buy that takes it: two commands, one fill.
@@ -41,14 +56,7 @@ fn total_trades(candles: &Value) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trades_and_candles_survive_a_restart_from_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    // A snapshot every 3 commands: the one recovery loads is older than the store's cursor
-    // (the shutdown snapshot is too new to use), so the replayed tail holds fills the store
-    // already has.
-    config.sequencer.snapshots = SnapshotConfig {
-        every_commands: 3,
-        ..SnapshotConfig::default()
-    };
+    let config = snapshotting(dir.path());
     let journal = dir.path().join("journal");
     let t = TestApi::start_in(dir, config.clone()).await;
     let (mut maker, mut taker) = funded(&t).await;
@@ -105,6 +113,68 @@ async fn trades_and_candles_survive_a_restart_from_a_snapshot() {
         let (_, got) = t.get(&candles(interval)).await;
         assert_eq!(total_trades(&got), 5, "{interval}: {got}");
         assert_eq!(got[0]["close"].as_u64(), Some(1_530), "{interval}");
+    }
+    t.api.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlement_of_a_fill_older_than_the_snapshot_reaches_both_parties() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = snapshotting(dir.path());
+    let journal = dir.path().join("journal");
+    let t = TestApi::start_in(dir, config.clone()).await;
+    let (mut maker, mut taker) = funded(&t).await;
+    cross(&t, &mut maker, &mut taker, 1_500, 4).await;
+    let trades = t
+        .eventually(TRADES, |v| v.as_array().is_some_and(|a| a.len() == 1))
+        .await;
+    let (fill_id, fill_seq) = (
+        trades[0]["fill_id"].as_u64().unwrap(),
+        trades[0]["seq"].as_u64().unwrap(),
+    );
+    // More commands, so that recovery starts from a snapshot taken after the fill.
+    for price in [1_600, 1_610, 1_620, 1_630] {
+        assert_eq!(
+            t.post("/v1/orders", &maker.order(Side::Sell, price, 1))
+                .await
+                .0,
+            200
+        );
+    }
+    let TestApi { api, dir, .. } = t;
+    api.shutdown().await.unwrap();
+    let snapshots = snapshot::list(&journal).unwrap();
+    let t = TestApi::start_in(dir, config).await;
+    assert!(
+        snapshots.iter().any(|(seq, _)| *seq > fill_seq),
+        "no snapshot after the fill: {snapshots:?}"
+    );
+
+    let mut watchers = Vec::new();
+    for wallet in [&maker, &taker] {
+        let mut c = Client::connect(&t).await;
+        c.auth(wallet).await;
+        c.subscribe(&["settlement"], None).await;
+        watchers.push(c);
+    }
+    for status in [SettlementStatus::Submitted, SettlementStatus::Confirmed] {
+        let command = Command::SettlementUpdate {
+            market: 0,
+            fill_id,
+            status,
+        };
+        t.api.sequencer().submit(command).await.unwrap();
+        for c in &mut watchers {
+            let update = c.until("event").await;
+            assert_eq!(
+                (
+                    update["channel"].as_str(),
+                    update["data"]["fill_id"].as_u64()
+                ),
+                (Some("settlement"), Some(fill_id)),
+                "{update}"
+            );
+        }
     }
     t.api.shutdown().await.unwrap();
 }

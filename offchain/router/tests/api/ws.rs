@@ -13,13 +13,13 @@ use tokio_tungstenite::tungstenite::Message;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Client {
+pub(crate) struct Client {
     socket: Socket,
     nonce: [u8; 32],
 }
 
 impl Client {
-    async fn connect(t: &TestApi) -> Client {
+    pub(crate) async fn connect(t: &TestApi) -> Client {
         let (mut socket, _) = tokio_tungstenite::connect_async(t.ws_url()).await.unwrap();
         let challenge = next_json(&mut socket).await;
         assert_eq!(challenge["type"], "challenge");
@@ -30,7 +30,7 @@ impl Client {
         Client { socket, nonce }
     }
 
-    async fn send(&mut self, value: Value) {
+    pub(crate) async fn send(&mut self, value: Value) {
         self.socket
             .send(Message::Text(value.to_string().into()))
             .await
@@ -42,7 +42,7 @@ impl Client {
     }
 
     /// Receives until a message with `type` arrives (skipping others).
-    async fn until(&mut self, kind: &str) -> Value {
+    pub(crate) async fn until(&mut self, kind: &str) -> Value {
         loop {
             let m = self.recv().await;
             if m["type"] == kind {
@@ -51,7 +51,7 @@ impl Client {
         }
     }
 
-    async fn auth(&mut self, w: &Wallet) -> Value {
+    pub(crate) async fn auth(&mut self, w: &Wallet) -> Value {
         let message = auth_message(&exchange().to_bytes(), &w.owner(), &self.nonce);
         let signature = hex::encode(w.key.sign(&message).to_bytes());
         self.send(json!({"op": "auth", "owner": w.hex(), "signature": signature}))
@@ -59,7 +59,7 @@ impl Client {
         self.recv().await
     }
 
-    async fn subscribe(&mut self, channels: &[&str], resume: Option<Value>) -> Value {
+    pub(crate) async fn subscribe(&mut self, channels: &[&str], resume: Option<Value>) -> Value {
         let mut request = json!({"op": "subscribe", "channels": channels});
         if let Some(r) = resume {
             request["resume"] = r;
@@ -425,5 +425,41 @@ async fn cancel_on_disconnect_cancels_the_makers_orders() {
         b == &json!([])
     })
     .await;
+    t.api.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_unsubscribing_from_everything_a_new_subscription_gets_the_feed_again() {
+    let t = TestApi::start().await;
+    let (mut maker, mut taker) = funded(&t).await;
+    let mut c = Client::connect(&t).await;
+    c.subscribe(&["book:0"], None).await;
+    c.until("snapshot").await;
+    c.send(json!({"op": "unsubscribe", "channels": ["book:0"]}))
+        .await;
+    assert_eq!(c.until("unsubscribed").await["channels"], json!(["book:0"]));
+    let sell = maker.order(Side::Sell, 1_500, 2);
+    assert_eq!(t.post("/v1/orders", &sell).await.0, 200);
+    t.eventually("/v1/markets/0/book", |b| {
+        b["asks"].as_array().is_some_and(|a| a.len() == 1)
+    })
+    .await;
+
+    // Subscribed again, to another channel: its events arrive, and nothing of book:0 before.
+    c.subscribe(&["trades:0"], None).await;
+    let buy = taker.order(Side::Buy, 1_500, 2);
+    assert_eq!(t.post("/v1/orders", &buy).await.0, 200);
+    loop {
+        let m = c.recv().await;
+        assert_ne!(m["channel"], "book:0", "{m}");
+        if m["type"] == "event" {
+            assert_eq!(
+                (m["channel"].as_str(), m["data"]["size_lots"].as_u64()),
+                (Some("trades:0"), Some(2)),
+                "{m}"
+            );
+            break;
+        }
+    }
     t.api.shutdown().await.unwrap();
 }

@@ -16,41 +16,65 @@
 //! decimal mantissa is `null`; a price whose quotient does not terminate is rounded to
 //! `rust_decimal`'s 28 significant digits.
 
+mod stream;
+
+pub use stream::Annotated;
+
 use crate::market::MarketSpec;
 use crate::state::Rules;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
+/// A field and the name of its decimal companion (static: a streamed struct field needs one).
+type Field = (&'static str, &'static str);
+
 /// Fields in price ticks.
-const PRICE_FIELDS: [&str; 7] = [
-    "price_ticks",
-    "open",
-    "high",
-    "low",
-    "close",
-    "min_price_ticks",
-    "max_price_ticks",
+const PRICE_FIELDS: [Field; 7] = [
+    ("price_ticks", "price_ticks_decimal"),
+    ("open", "open_decimal"),
+    ("high", "high_decimal"),
+    ("low", "low_decimal"),
+    ("close", "close_decimal"),
+    ("min_price_ticks", "min_price_ticks_decimal"),
+    ("max_price_ticks", "max_price_ticks_decimal"),
 ];
 /// Fields in base lots.
-const SIZE_FIELDS: [&str; 6] = [
-    "size_lots",
-    "remaining_lots",
-    "filled_lots",
-    "volume_lots",
-    "min_size_lots",
-    "max_size_lots",
+const SIZE_FIELDS: [Field; 6] = [
+    ("size_lots", "size_lots_decimal"),
+    ("remaining_lots", "remaining_lots_decimal"),
+    ("filled_lots", "filled_lots_decimal"),
+    ("volume_lots", "volume_lots_decimal"),
+    ("min_size_lots", "min_size_lots_decimal"),
+    ("max_size_lots", "max_size_lots_decimal"),
 ];
 /// Fields in quote atoms of the object's market.
-const QUOTE_FIELDS: [&str; 3] = ["notional", "maker_fee", "taker_fee"];
-/// Fields in atoms of the object's asset.
-const ATOM_FIELDS: [&str; 5] = [
-    "available",
-    "frozen",
-    "amount",
-    "available_delta",
-    "frozen_delta",
+const QUOTE_FIELDS: [Field; 3] = [
+    ("notional", "notional_decimal"),
+    ("maker_fee", "maker_fee_decimal"),
+    ("taker_fee", "taker_fee_decimal"),
 ];
+/// Fields in atoms of the object's asset.
+const ATOM_FIELDS: [Field; 5] = [
+    ("available", "available_decimal"),
+    ("frozen", "frozen_decimal"),
+    ("amount", "amount_decimal"),
+    ("available_delta", "available_delta_decimal"),
+    ("frozen_delta", "frozen_delta_decimal"),
+];
+
+fn listed(fields: &[Field], name: &str) -> bool {
+    fields.iter().any(|(field, _)| *field == name)
+}
+
+/// The name of `name`'s decimal companion, if it can have one.
+fn companion_name(name: &str) -> Option<&'static str> {
+    [&PRICE_FIELDS[..], &SIZE_FIELDS, &QUOTE_FIELDS, &ATOM_FIELDS]
+        .into_iter()
+        .flatten()
+        .find(|(field, _)| *field == name)
+        .map(|(_, companion)| *companion)
+}
 
 /// `units / 10^scale` exactly, normalised; `None` past 28 decimal places or 96 bits.
 fn scaled(units: i128, scale: u32) -> Option<Decimal> {
@@ -159,30 +183,43 @@ impl Decimals {
     }
 
     fn add(&self, map: &mut Map<String, Value>, market: Option<u32>) {
-        let units = market.and_then(|m| self.markets.get(&m));
-        let asset = map
-            .get("asset")
-            .and_then(Value::as_u64)
-            .and_then(|a| usize::try_from(a).ok())
-            .filter(|a| *a < self.assets.len())
-            .map(|a| self.asset_decimals(a));
+        let asset = map.get("asset").and_then(Value::as_u64);
         let mut extra = Vec::new();
         for (field, value) in map.iter() {
             let Some(n) = integer(value) else { continue };
-            let name = field.as_str();
-            let decimal = match (units, asset) {
-                (Some(u), _) if PRICE_FIELDS.contains(&name) => Some(u.price(n)),
-                (Some(u), _) if SIZE_FIELDS.contains(&name) => Some(u.size(n)),
-                (Some(u), _) if QUOTE_FIELDS.contains(&name) => Some(scaled(n, u.quote)),
-                (_, Some(d)) if ATOM_FIELDS.contains(&name) => Some(scaled(n, d)),
-                _ => None,
-            };
-            if let Some(decimal) = decimal {
+            if let (Some(decimal), Some(name)) = (
+                self.companion(field, n, market, asset),
+                companion_name(field),
+            ) {
                 let text = decimal.map_or(Value::Null, |d| Value::String(d.to_string()));
-                extra.push((format!("{name}_decimal"), text));
+                extra.push((name.to_owned(), text));
             }
         }
         map.extend(extra);
+    }
+
+    /// The decimal companion of the integer field `name` worth `n`, in an object of `market`
+    /// and `asset` (either may be unknown): `None` when the field has none there, `Some(None)`
+    /// when its value does not fit a decimal (shown as `null`).
+    fn companion(
+        &self,
+        name: &str,
+        n: i128,
+        market: Option<u32>,
+        asset: Option<u64>,
+    ) -> Option<Option<Decimal>> {
+        let units = market.and_then(|m| self.markets.get(&m));
+        let asset = asset
+            .and_then(|a| usize::try_from(a).ok())
+            .filter(|a| *a < self.assets.len())
+            .map(|a| self.asset_decimals(a));
+        match (units, asset) {
+            (Some(u), _) if listed(&PRICE_FIELDS, name) => Some(u.price(n)),
+            (Some(u), _) if listed(&SIZE_FIELDS, name) => Some(u.size(n)),
+            (Some(u), _) if listed(&QUOTE_FIELDS, name) => Some(scaled(n, u.quote)),
+            (_, Some(d)) if listed(&ATOM_FIELDS, name) => Some(scaled(n, d)),
+            _ => None,
+        }
     }
 }
 
@@ -203,7 +240,8 @@ mod tests {
     use anchor_lang::prelude::Pubkey;
     use serde_json::json;
 
-    fn rules(base_lot_size: u64, tick_size: u64) -> Rules {
+    /// One market (index 3, base asset 0, quote asset 1) of the given lot and tick sizes.
+    pub(super) fn rules(base_lot_size: u64, tick_size: u64) -> Rules {
         Rules {
             exchange: Pubkey::new_from_array([9; 32]),
             assets: vec![Pubkey::new_from_array([1; 32]); 2],
