@@ -174,6 +174,12 @@ async fn websocket_items_carry_the_same_decimal_strings() {
             .0,
         200
     );
+    // Market data trails durability: subscribe once the book holds the order, so the
+    // snapshot has a level to check.
+    t.eventually("/v1/markets/0/book", |b| {
+        b["asks"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
     let (mut socket, _) = tokio_tungstenite::connect_async(t.ws_url()).await.unwrap();
     let request = serde_json::json!({"op": "subscribe", "channels": ["book:0"]});
     futures_util::SinkExt::send(&mut socket, Message::Text(request.to_string().into()))
