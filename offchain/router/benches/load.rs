@@ -704,9 +704,10 @@ async fn ws_phase(
     let n = ops.len() as u64;
     let mut conns = Vec::new();
     for _ in 0..ops.len() {
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-            .await
-            .unwrap();
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, Some(client_ws_config()), true)
+                .await
+                .unwrap();
         conns.push(ws);
     }
     let start = Instant::now() + Duration::from_millis(50);
@@ -792,6 +793,13 @@ async fn ws_phase(
 /// One subscriber's receipts: (seq, unix ns).
 type Log = Arc<Mutex<Vec<(u64, u64)>>>;
 
+/// The load clients' WebSocket settings: a small read buffer, as the SDK's, since tungstenite
+/// zero-fills the buffer's free space before every read (128 KiB by default, which made the
+/// clients, not the server, the larger part of the machine's time).
+fn client_ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
+
 fn fanout_child(addr: &str, subs: usize, market: u32) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -817,8 +825,12 @@ fn fanout_child(addr: &str, subs: usize, market: u32) {
             );
             handles.push(tokio::spawn(async move {
                 let permit = gate.acquire_owned().await.unwrap();
-                let Ok((mut ws, _)) =
-                    tokio_tungstenite::connect_async_with_config(&url, None, true).await
+                let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(
+                    &url,
+                    Some(client_ws_config()),
+                    true,
+                )
+                .await
                 else {
                     let _ = ready.send(false).await;
                     return;
