@@ -1,7 +1,7 @@
 //! The devnet composition started in-process (ports chosen by the OS, a tempdir data dir), beyond
 //! the single path of `end_to_end.rs`: the demo bots trade and settle; fills before and after a
 //! replace both settle (as legacy transactions with lookup tables off); a fill wakes settlement
-//! long before its interval.
+//! long before its interval; the `kestrel devnet` command prints its status, not program logs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::arithmetic_side_effects)]
 
@@ -198,4 +198,50 @@ async fn a_fill_wakes_settlement_before_its_interval() {
     let settles = common::settle_transactions(&rpc, &d.market_address(0)).await;
     assert_eq!(settles, vec![Some(net.bridge().lookup_tables())]);
     net.shutdown().await.unwrap();
+}
+
+/// `kestrel devnet --bots` as a user runs it: stdout carries the banner and the status lines,
+/// not a program log line per instruction. (Natively run, the program's `msg!` prints straight
+/// to the process's stdout; the instruction-name log Anchor adds to every instruction would
+/// print once per settle transaction and bury the status.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devnet_command_prints_its_status_not_the_programs_logs() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kestrel-under-test"))
+        .args(["devnet", "--data-dir", &data_dir, "--http", "127.0.0.1:0"])
+        .args(["--rpc-port", "0", "--bots", "--status-secs", "1"])
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let settled = |line: &str| {
+        line.split(" | ")
+            .find_map(|part| part.strip_prefix("settled "))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = settled(&line).is_some_and(|n| n >= 2);
+            seen.push(line);
+            if done {
+                return;
+            }
+        }
+        panic!("the devnet exited:\n{}", seen.join("\n"));
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no settled fills within 90 s:\n{}", seen.join("\n")));
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("kestrel devnet is running")
+    );
+    let logs: Vec<&String> = seen.iter().filter(|l| l.contains("Instruction:")).collect();
+    assert!(logs.is_empty(), "program logs on stdout: {logs:?}");
+    child.kill().await.unwrap();
 }
