@@ -559,12 +559,60 @@ fn thread_ticks(pid: &str) -> Vec<(String, u64)> {
 }
 
 /// Open loop over HTTP: client `i` sends op `k` at `start + (i + k·N)/R`.
+/// The open-loop schedule, kept by an OS thread: send `j` (client `j % n`, its `j / n`-th
+/// request) is due at `start + step * j`, and the thread hands that client a ticket then, never
+/// earlier. tokio's timer rounds every sleep up to its 1 ms tick, which made each send up to a
+/// millisecond late and added that to every latency measured from the intended time;
+/// `std::thread::sleep` is late by the kernel's timer slack (~50 µs) instead.
+struct Pacer {
+    tickets: Vec<Arc<tokio::sync::Semaphore>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Pacer {
+    fn start(start: Instant, step: Duration, sends: &[usize]) -> Pacer {
+        let n = sends.len();
+        let tickets: Vec<_> = (0..n)
+            .map(|_| Arc::new(tokio::sync::Semaphore::new(0)))
+            .collect();
+        let handed = tickets.clone();
+        let total = sends.iter().copied().max().unwrap_or(0) * n;
+        let sends = sends.to_vec();
+        let thread = std::thread::spawn(move || {
+            for j in 0..total {
+                let (i, k) = (j % n, j / n);
+                if k >= sends[i] {
+                    continue;
+                }
+                let at = start + step * j as u32;
+                let now = Instant::now();
+                if at > now {
+                    std::thread::sleep(at - now);
+                }
+                handed[i].add_permits(1);
+            }
+        });
+        Pacer { tickets, thread }
+    }
+
+    /// Client `i`'s tickets, one per scheduled send.
+    fn tickets(&self, i: usize) -> Arc<tokio::sync::Semaphore> {
+        self.tickets[i].clone()
+    }
+
+    fn join(self) {
+        self.thread.join().unwrap();
+    }
+}
+
 async fn http_open(base: &str, ops: Vec<Vec<Op>>, rate: u64, window: usize) -> (Stats, Duration) {
     let n = ops.len() as u64;
     let start = Instant::now() + Duration::from_millis(50);
     let step = Duration::from_nanos(1_000_000_000 / rate);
+    let pacer = Pacer::start(start, step, &ops.iter().map(Vec::len).collect::<Vec<_>>());
     let mut tasks = Vec::new();
     for (i, client_ops) in ops.into_iter().enumerate() {
+        let tickets = pacer.tickets(i);
         let client = reqwest::Client::new();
         let base = base.to_owned();
         // HTTP/1.1 keep-alive: at most `window` connections (requests in flight) per client;
@@ -575,7 +623,7 @@ async fn http_open(base: &str, ops: Vec<Vec<Op>>, rate: u64, window: usize) -> (
             let mut inflight = Vec::with_capacity(client_ops.len());
             for (k, op) in client_ops.into_iter().enumerate() {
                 let at = start + step * (i as u32 + k as u32 * n as u32);
-                tokio::time::sleep_until(at.into()).await;
+                tickets.acquire().await.unwrap().forget();
                 let req = client
                     .post(format!("{base}/v1/{}", op.path))
                     .header("content-type", "application/json")
@@ -606,7 +654,9 @@ async fn http_open(base: &str, ops: Vec<Vec<Op>>, rate: u64, window: usize) -> (
             Arc::try_unwrap(stats).ok().unwrap().into_inner().unwrap()
         }));
     }
-    collect(tasks, start).await
+    let collected = collect(tasks, start).await;
+    pacer.join();
+    collected
 }
 
 async fn collect(tasks: Vec<tokio::task::JoinHandle<Stats>>, start: Instant) -> (Stats, Duration) {
@@ -713,8 +763,11 @@ async fn ws_phase(
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + Duration::from_secs(secs);
     let step = rate.map(|r| Duration::from_nanos(1_000_000_000 / r));
+    let pacer =
+        step.map(|step| Pacer::start(start, step, &ops.iter().map(Vec::len).collect::<Vec<_>>()));
     let mut tasks = Vec::new();
     for (i, (client_ops, ws)) in ops.into_iter().zip(conns).enumerate() {
+        let tickets = pacer.as_ref().map(|p| p.tickets(i));
         let (mut sink, mut stream) = ws.split();
         let total = client_ops.len();
         let sent_at: Arc<Vec<AtomicU64>> =
@@ -725,11 +778,8 @@ async fn ws_phase(
         let writer = tokio::spawn(async move {
             for (k, op) in client_ops.into_iter().enumerate() {
                 let text = ws_text(&op, k);
-                match step {
-                    Some(step) => {
-                        let at = start + step * (i as u32 + k as u32 * n as u32);
-                        tokio::time::sleep_until(at.into()).await;
-                    }
+                match &tickets {
+                    Some(tickets) => tickets.acquire().await.unwrap().forget(),
                     None => {
                         if Instant::now() >= end {
                             break;
@@ -782,7 +832,11 @@ async fn ws_phase(
             s
         }));
     }
-    collect(tasks, start).await
+    let collected = collect(tasks, start).await;
+    if let Some(pacer) = pacer {
+        pacer.join();
+    }
+    collected
 }
 
 // ---------------------------------------------------------------- fan-out
