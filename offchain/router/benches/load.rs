@@ -558,7 +558,6 @@ fn thread_ticks(pid: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Open loop over HTTP: client `i` sends op `k` at `start + (i + k·N)/R`.
 /// The open-loop schedule, kept by an OS thread: send `j` (client `j % n`, its `j / n`-th
 /// request) is due at `start + step * j`, and the thread hands that client a ticket then, never
 /// earlier. tokio's timer rounds every sleep up to its 1 ms tick, which made each send up to a
@@ -613,6 +612,7 @@ impl Pacer {
     }
 }
 
+/// Open loop over HTTP: client `i` sends op `k` at `start + (i + k·N)/R`.
 async fn http_open(base: &str, ops: Vec<Vec<Op>>, rate: u64, window: usize) -> (Stats, Duration) {
     let n = ops.len() as u64;
     let start = Instant::now() + Duration::from_millis(50);
