@@ -13,7 +13,7 @@ use crate::state::{Rules, State};
 use kestrel_matcher::journal::{JournalConfig, JournalError, JournalWriter};
 use kestrel_matcher::Timestamp;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc as tmpsc, oneshot};
@@ -54,9 +54,23 @@ struct Request {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Request>,
+    durable: Arc<Mutex<EventAt>>,
 }
 
+/// Where an event stands in the stream: its command's sequence number and its index among
+/// that command's events.
+pub type EventAt = (Seq, u32);
+
 impl Handle {
+    /// The last event of the commands made durable so far. It is raised before those commands
+    /// are acknowledged, so every event of every acknowledged command is at or before it.
+    pub fn durable_event(&self) -> EventAt {
+        *self
+            .durable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Sequences `command` and waits until it is durable.
     pub async fn submit(&self, command: Command) -> Result<Ack, Stopped> {
         let (reply, rx) = oneshot::channel();
@@ -127,6 +141,7 @@ pub fn start_with(
     let schedule = Schedule::start(config.journal.dir.clone(), config.snapshots, snapshot_seq)
         .map_err(StartError::Spawn)?;
     let recovered_hash = state.state_hash();
+    let replayed_at = replayed_events.last().map_or((0, 0), |e| (e.seq, e.index));
     if !replayed_events.is_empty() {
         let batch: Arc<[Sequenced]> = replayed_events.into();
         for s in &subscribers {
@@ -134,12 +149,14 @@ pub fn start_with(
         }
     }
     let (tx, rx) = mpsc::channel();
+    let durable = Arc::new(Mutex::new(replayed_at));
+    let raised = durable.clone();
     let thread = std::thread::Builder::new()
         .name("kestrel-sequencer".into())
-        .spawn(move || run(state, writer, rx, config, subscribers, schedule))
+        .spawn(move || run(state, writer, rx, config, subscribers, schedule, &raised))
         .map_err(StartError::Spawn)?;
     Ok(Sequencer {
-        handle: Handle { tx },
+        handle: Handle { tx, durable },
         thread,
         replayed,
         snapshot_seq,
@@ -172,6 +189,7 @@ fn run(
     config: Config,
     subscribers: Vec<Subscriber>,
     mut schedule: Schedule,
+    durable: &Mutex<EventAt>,
 ) -> Result<(), JournalError> {
     let mut pending: Vec<Pending> = Vec::new();
     let mut last_ms = 0u64;
@@ -250,15 +268,15 @@ fn run(
                 reply,
             });
         }
-        let durable = if !open || (load.light(config.light_load_below) && !pending.is_empty()) {
+        let committed = if !open || (load.light(config.light_load_below) && !pending.is_empty()) {
             Some(writer.commit()?)
         } else {
             writer.commit_if_due(Instant::now())?
         };
-        if durable.is_some() {
+        if committed.is_some() {
             group_since = None;
             if !pending.is_empty() {
-                publish(&mut pending, &subscribers);
+                publish(&mut pending, &subscribers, durable);
             }
             schedule.after_commit(&state, Instant::now());
         }
@@ -310,18 +328,31 @@ impl Load {
     }
 }
 
-/// Acknowledges every pending command (all durable now) and publishes their events.
-fn publish(pending: &mut Vec<Pending>, subscribers: &[Subscriber]) {
+/// Acknowledges every pending command (all durable now) and publishes their events; the
+/// last of them becomes `durable` before the first acknowledgement leaves.
+fn publish(pending: &mut Vec<Pending>, subscribers: &[Subscriber], durable: &Mutex<EventAt>) {
     let mut events = Vec::new();
+    let mut acks = Vec::with_capacity(pending.len());
     for p in pending.drain(..) {
         events.extend(sequenced(p.seq, p.timestamp_ms, p.events.clone()));
         if let Some(reply) = p.reply {
-            let _ = reply.send(Ack {
-                seq: p.seq,
-                timestamp_ms: p.timestamp_ms,
-                events: p.events,
-            });
+            acks.push((
+                reply,
+                Ack {
+                    seq: p.seq,
+                    timestamp_ms: p.timestamp_ms,
+                    events: p.events,
+                },
+            ));
         }
+    }
+    if let Some(last) = events.last() {
+        *durable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = (last.seq, last.index);
+    }
+    for (reply, ack) in acks {
+        let _ = reply.send(ack);
     }
     let batch: Arc<[Sequenced]> = events.into();
     for s in subscribers {

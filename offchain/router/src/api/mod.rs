@@ -21,7 +21,7 @@ pub mod ws;
 use crate::decimal::Decimals;
 use crate::marketdata::{MarketData, MarketDataConfig};
 use crate::recovery::Recovery;
-use crate::sequencer::{self, Handle};
+use crate::sequencer::{self, EventAt, Handle};
 use crate::state::Rules;
 use crate::store::{spawn_projector, ProjectorConfig, Store, StoreError};
 use crate::verify::VerifyPool;
@@ -141,6 +141,8 @@ pub struct Shared {
     pub sequencer: Handle,
     /// The SQL projection (reads).
     pub store: Store,
+    /// The last event the SQL projection holds.
+    pub projected: watch::Receiver<EventAt>,
     /// Market data and the feed.
     pub market_data: MarketData,
     /// Rate and connection limits.
@@ -153,6 +155,37 @@ pub struct Shared {
     pub cosigner: Option<Arc<dyn WithdrawalCosigner>>,
     /// Turns true when shutdown starts.
     pub shutdown: watch::Receiver<bool>,
+}
+
+/// How long a read of one order that the store does not have yet waits for the store to
+/// catch up with the commands acknowledged before it.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(1);
+
+impl Shared {
+    /// Waits until the SQL store holds every event of every command acknowledged before this
+    /// call (at most [`READ_YOUR_WRITES_WAIT`]); false if it did not get there in time. The
+    /// store trails the acknowledgements by the projector's batching delay, so a client that
+    /// reads an order right after its ack would otherwise find nothing.
+    pub(crate) async fn store_caught_up(&self) -> bool {
+        let target = self.sequencer.durable_event();
+        let mut projected = self.projected.clone();
+        let reached = tokio::time::timeout(READ_YOUR_WRITES_WAIT, async {
+            projected.wait_for(|at| *at >= target).await.is_ok()
+        })
+        .await;
+        reached.unwrap_or(false)
+    }
+}
+
+/// Moves the projected position forward (never back).
+fn raise(projected: &watch::Sender<EventAt>, at: EventAt) {
+    projected.send_if_modified(|current| {
+        let later = at > *current;
+        if later {
+            *current = at;
+        }
+        later
+    });
 }
 
 /// A running API.
@@ -186,8 +219,13 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     let (store_tx, store_rx) = mpsc::unbounded_channel::<Arc<[crate::model::Sequenced]>>();
     let (events_tx, events_rx) = mpsc::channel(config.projector.max_batch.max(1));
     let lag = metrics.projection_lag.clone();
-    let projector = spawn_projector(store.clone(), events_rx, config.projector, move |n| {
-        lag.sub(i64::try_from(n).unwrap_or(i64::MAX));
+    let (projected_tx, projected_rx) = watch::channel((0, 0));
+    let written = projected_tx.clone();
+    let projector = spawn_projector(store.clone(), events_rx, config.projector, move |batch| {
+        lag.sub(i64::try_from(batch.len()).unwrap_or(i64::MAX));
+        if let Some(last) = batch.last() {
+            raise(&written, (last.seq, last.index));
+        }
     });
     let bridge = spawn_bridge(store_rx, events_tx, metrics.projection_lag.clone());
     let md_task = market_data.spawn(md_rx);
@@ -197,6 +235,7 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     // cursor's own command may be partly projected, so strictly before it); the in-memory
     // market data starts from the snapshot's books.
     let projected = store.cursor().await?;
+    raise(&projected_tx, (projected.seq, projected.index));
     // Trades and candles of the fills the store holds come from it, the rest from the replay
     // (see `marketdata::history`).
     market_data.load_history(&store, projected).await?;
@@ -225,6 +264,7 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
         pool,
         sequencer: handle.clone(),
         store: store.clone(),
+        projected: projected_rx,
         market_data: market_data.clone(),
         limits,
         metrics: metrics.clone(),

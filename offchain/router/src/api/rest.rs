@@ -328,11 +328,11 @@ fn found<T: Serialize>(decimals: &Decimals, row: Option<T>, what: &str) -> ApiRe
 }
 
 async fn order(State(shared): AppState, P(order_id): P<u64>) -> ApiResult {
-    found(
-        &shared.decimals,
-        shared.store.order(order_id).await?,
-        "order",
-    )
+    let mut order = shared.store.order(order_id).await?;
+    if order.is_none() && shared.store_caught_up().await {
+        order = shared.store.order(order_id).await?;
+    }
+    found(&shared.decimals, order, "order")
 }
 
 async fn order_by_client_id(
@@ -340,14 +340,17 @@ async fn order_by_client_id(
     P((owner, client_order_id)): P<(String, u64)>,
 ) -> ApiResult {
     let owner = parse_owner(&owner)?;
-    found(
-        &shared.decimals,
-        shared
+    let mut order = shared
+        .store
+        .order_by_client_id(&owner, client_order_id)
+        .await?;
+    if order.is_none() && shared.store_caught_up().await {
+        order = shared
             .store
             .order_by_client_id(&owner, client_order_id)
-            .await?,
-        "order",
-    )
+            .await?;
+    }
+    found(&shared.decimals, order, "order")
 }
 
 async fn open_orders(State(shared): AppState, P(owner): P<String>) -> ApiResult {

@@ -30,8 +30,8 @@ impl Default for ProjectorConfig {
 
 /// Spawns the task that projects every event received on `events` into `store`, in batches
 /// of up to `config.max_batch` events, each written at most `config.max_delay` after its
-/// first event arrived; `taken` is told how many events each written batch took off the
-/// channel (the API's projection-lag gauge). The task ends when the channel is closed and
+/// first event arrived; `written` is shown each batch once it is in the store (the API's
+/// projection-lag gauge and projected position). The task ends when the channel is closed and
 /// drained, returning the store's cursor, or at the first failed batch, returning its error:
 /// the supervisor then replays the journal from [`Store::cursor`] (events already projected
 /// are skipped).
@@ -39,7 +39,7 @@ pub fn spawn_projector(
     store: Store,
     mut events: Receiver<Sequenced>,
     config: ProjectorConfig,
-    taken: impl Fn(usize) + Send + 'static,
+    written: impl Fn(&[Sequenced]) + Send + 'static,
 ) -> JoinHandle<Result<Position, StoreError>> {
     let max_batch = config.max_batch.max(1);
     tokio::spawn(async move {
@@ -62,7 +62,7 @@ pub fn spawn_projector(
                 }
             }
             store.apply_batch(&batch).await?;
-            taken(batch.len());
+            written(&batch);
             batch.clear();
         }
     })

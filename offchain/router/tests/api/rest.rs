@@ -710,3 +710,41 @@ async fn a_withdrawal_transaction_needs_the_owners_proof_and_a_cosigner() {
     assert_eq!(list[0]["status"], "pending", "{list}");
     t.api.shutdown().await.unwrap();
 }
+
+/// An acknowledged order reads back at once, by id and by client id, although the SQL store
+/// writes its batches only every 400 ms here; an id nobody was given is still 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_order_reads_back_at_once() {
+    let t = TestApi::start_with(|c| {
+        c.projector.max_delay = std::time::Duration::from_millis(400);
+    })
+    .await;
+    let (mut maker, _) = funded(&t).await;
+    let (status, placed) = t
+        .post("/v1/orders", &maker.order(Side::Sell, 1_500, 3))
+        .await;
+    assert_eq!(status, 200, "{placed}");
+    let id = placed["order_id"].as_u64().unwrap();
+    let (status, order) = t.get(&format!("/v1/orders/{id}")).await;
+    assert_eq!(
+        (status, order["order_id"].as_u64(), order["owner"].as_str()),
+        (200, Some(id), Some(maker.hex().as_str()))
+    );
+    let terms = maker.order_terms(Side::Sell, 1_600, 2);
+    let (status, placed) = t.post("/v1/orders", &maker.sign_order(&terms)).await;
+    assert_eq!(status, 200, "{placed}");
+    let (status, order) = t
+        .get(&format!(
+            "/v1/accounts/{}/orders/by-client-id/{}",
+            maker.hex(),
+            terms.client_order_id
+        ))
+        .await;
+    assert_eq!(
+        (status, order["order_id"].as_u64()),
+        (200, placed["order_id"].as_u64())
+    );
+    let (status, error) = t.get(&format!("/v1/orders/{}", id + 1_000)).await;
+    assert_eq!((status, error["code"].as_u64()), (404, Some(1004)));
+    t.api.shutdown().await.unwrap();
+}
