@@ -9,7 +9,7 @@ use crate::decimal::Decimals;
 use crate::marketdata::{hex_wallets, Interval};
 use crate::model::Owner;
 use crate::reject::Reject;
-use crate::store::{Page, Position, StoreError};
+use crate::store::{OrderRow, Page, Position, StoreError};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{
@@ -328,11 +328,24 @@ fn found<T: Serialize>(decimals: &Decimals, row: Option<T>, what: &str) -> ApiRe
 }
 
 async fn order(State(shared): AppState, P(order_id): P<u64>) -> ApiResult {
-    let mut order = shared.store.order(order_id).await?;
-    if order.is_none() && shared.store_caught_up().await {
-        order = shared.store.order(order_id).await?;
-    }
+    let order = one_order(&shared, || shared.store.order(order_id)).await?;
     found(&shared.decimals, order, "order")
+}
+
+/// Reads one order; on a miss, once more after the store has caught up with every command
+/// acknowledged before (see [`Shared::store_caught_up`]).
+async fn one_order<Read, Reading>(
+    shared: &Shared,
+    read: Read,
+) -> Result<Option<OrderRow>, StoreError>
+where
+    Read: Fn() -> Reading,
+    Reading: std::future::Future<Output = Result<Option<OrderRow>, StoreError>>,
+{
+    match read().await? {
+        None if shared.store_caught_up().await => read().await,
+        order => Ok(order),
+    }
 }
 
 async fn order_by_client_id(
@@ -340,16 +353,10 @@ async fn order_by_client_id(
     P((owner, client_order_id)): P<(String, u64)>,
 ) -> ApiResult {
     let owner = parse_owner(&owner)?;
-    let mut order = shared
-        .store
-        .order_by_client_id(&owner, client_order_id)
-        .await?;
-    if order.is_none() && shared.store_caught_up().await {
-        order = shared
-            .store
-            .order_by_client_id(&owner, client_order_id)
-            .await?;
-    }
+    let order = one_order(&shared, || {
+        shared.store.order_by_client_id(&owner, client_order_id)
+    })
+    .await?;
     found(&shared.decimals, order, "order")
 }
 
