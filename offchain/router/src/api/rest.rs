@@ -9,7 +9,7 @@ use crate::decimal::Decimals;
 use crate::marketdata::{hex_wallets, Interval};
 use crate::model::Owner;
 use crate::reject::Reject;
-use crate::store::{OrderRow, Page, Position, StoreError};
+use crate::store::{Page, Position, StoreError};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{
@@ -328,19 +328,17 @@ fn found<T: Serialize>(decimals: &Decimals, row: Option<T>, what: &str) -> ApiRe
 }
 
 async fn order(State(shared): AppState, P(order_id): P<u64>) -> ApiResult {
-    let order = one_order(&shared, || shared.store.order(order_id)).await?;
+    let order = one_row(&shared, || shared.store.order(order_id)).await?;
     found(&shared.decimals, order, "order")
 }
 
-/// Reads one order; on a miss, once more after the store has caught up with every command
-/// acknowledged before (see [`Shared::store_caught_up`]).
-async fn one_order<Read, Reading>(
-    shared: &Shared,
-    read: Read,
-) -> Result<Option<OrderRow>, StoreError>
+/// Reads one row; on a miss, once more after the store has caught up with every command
+/// acknowledged before (see [`Shared::store_caught_up`]): what a client was told is taken can
+/// be read back at once.
+async fn one_row<T, Read, Reading>(shared: &Shared, read: Read) -> Result<Option<T>, StoreError>
 where
     Read: Fn() -> Reading,
-    Reading: std::future::Future<Output = Result<Option<OrderRow>, StoreError>>,
+    Reading: std::future::Future<Output = Result<Option<T>, StoreError>>,
 {
     match read().await? {
         None if shared.store_caught_up().await => read().await,
@@ -353,7 +351,7 @@ async fn order_by_client_id(
     P((owner, client_order_id)): P<(String, u64)>,
 ) -> ApiResult {
     let owner = parse_owner(&owner)?;
-    let order = one_order(&shared, || {
+    let order = one_row(&shared, || {
         shared.store.order_by_client_id(&owner, client_order_id)
     })
     .await?;
@@ -460,11 +458,8 @@ async fn deposits(State(shared): AppState, P(tx): P<String>) -> ApiResult {
 }
 
 async fn settlement(State(shared): AppState, P((market, fill_id)): P<(u32, u64)>) -> ApiResult {
-    found(
-        &shared.decimals,
-        shared.store.settlement(market, fill_id).await?,
-        "fill",
-    )
+    let fill = one_row(&shared, || shared.store.settlement(market, fill_id)).await?;
+    found(&shared.decimals, fill, "fill")
 }
 
 async fn openapi_document() -> Json<serde_json::Value> {

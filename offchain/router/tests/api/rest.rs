@@ -711,15 +711,16 @@ async fn a_withdrawal_transaction_needs_the_owners_proof_and_a_cosigner() {
     t.api.shutdown().await.unwrap();
 }
 
-/// An acknowledged order reads back at once, by id and by client id, although the SQL store
-/// writes its batches only every 400 ms here; an id nobody was given is still 404.
+/// An acknowledged order reads back at once, by id and by client id, and so does the
+/// settlement status of the fill it made, although the SQL store writes its batches only every
+/// 400 ms here; an id nobody was given is still 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_acknowledged_order_reads_back_at_once() {
+async fn an_acknowledged_order_and_its_fill_read_back_at_once() {
     let t = TestApi::start_with(|c| {
         c.projector.max_delay = std::time::Duration::from_millis(400);
     })
     .await;
-    let (mut maker, _) = funded(&t).await;
+    let (mut maker, mut taker) = funded(&t).await;
     let (status, placed) = t
         .post("/v1/orders", &maker.order(Side::Sell, 1_500, 3))
         .await;
@@ -743,6 +744,22 @@ async fn an_acknowledged_order_reads_back_at_once() {
     assert_eq!(
         (status, order["order_id"].as_u64()),
         (200, placed["order_id"].as_u64())
+    );
+    let (status, taken) = t
+        .post("/v1/orders", &taker.order(Side::Buy, 1_500, 1))
+        .await;
+    assert_eq!(status, 200, "{taken}");
+    let fill_id = taken["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "fill")
+        .and_then(|f| f["fill_id"].as_u64())
+        .unwrap();
+    let (status, fill) = t.get(&format!("/v1/settlement/0/{fill_id}")).await;
+    assert_eq!(
+        (status, fill["fill_id"].as_u64(), fill["status"].as_str()),
+        (200, Some(fill_id), Some("pending"))
     );
     let (status, error) = t.get(&format!("/v1/orders/{}", id + 1_000)).await;
     assert_eq!((status, error["code"].as_u64()), (404, Some(1004)));
