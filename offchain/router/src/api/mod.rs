@@ -157,23 +157,30 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// How long a read of one order that the store does not have yet waits for the store to
-/// catch up with the commands acknowledged before it.
+/// How long a REST read waits for the SQL store to catch up with the commands acknowledged
+/// before it (then it reads what the store has).
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(1);
 
 impl Shared {
-    /// Waits until the SQL store holds every event of every command acknowledged before this
-    /// call (at most [`READ_YOUR_WRITES_WAIT`]); false if it did not get there in time. The
-    /// store trails the acknowledgements by the projector's batching delay, so a client that
-    /// reads an order right after its ack would otherwise find nothing.
-    pub(crate) async fn store_caught_up(&self) -> bool {
+    /// The SQL store, once it holds every event of every command acknowledged before this
+    /// call (at once when it is not behind; after at most [`READ_YOUR_WRITES_WAIT`] it is
+    /// read as it is). The store trails the acknowledgements by the projector's batching
+    /// delay: without this a client reading an order right after its placement's ack would
+    /// find nothing, and right after its cancel's ack would find it still open.
+    pub(crate) async fn caught_up_store(&self) -> &Store {
         let target = self.sequencer.durable_event();
         let mut projected = self.projected.clone();
-        let reached = tokio::time::timeout(READ_YOUR_WRITES_WAIT, async {
+        let caught_up = tokio::time::timeout(READ_YOUR_WRITES_WAIT, async {
             projected.wait_for(|at| *at >= target).await.is_ok()
         })
         .await;
-        reached.unwrap_or(false)
+        if caught_up != Ok(true) {
+            tracing::debug!(
+                ?target,
+                "read from a store still behind the acknowledgements"
+            );
+        }
+        &self.store
     }
 }
 

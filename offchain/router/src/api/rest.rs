@@ -328,22 +328,8 @@ fn found<T: Serialize>(decimals: &Decimals, row: Option<T>, what: &str) -> ApiRe
 }
 
 async fn order(State(shared): AppState, P(order_id): P<u64>) -> ApiResult {
-    let order = one_row(&shared, || shared.store.order(order_id)).await?;
+    let order = shared.caught_up_store().await.order(order_id).await?;
     found(&shared.decimals, order, "order")
-}
-
-/// Reads one row; on a miss, once more after the store has caught up with every command
-/// acknowledged before (see [`Shared::store_caught_up`]): what a client was told is taken can
-/// be read back at once.
-async fn one_row<T, Read, Reading>(shared: &Shared, read: Read) -> Result<Option<T>, StoreError>
-where
-    Read: Fn() -> Reading,
-    Reading: std::future::Future<Output = Result<Option<T>, StoreError>>,
-{
-    match read().await? {
-        None if shared.store_caught_up().await => read().await,
-        order => Ok(order),
-    }
 }
 
 async fn order_by_client_id(
@@ -351,10 +337,11 @@ async fn order_by_client_id(
     P((owner, client_order_id)): P<(String, u64)>,
 ) -> ApiResult {
     let owner = parse_owner(&owner)?;
-    let order = one_row(&shared, || {
-        shared.store.order_by_client_id(&owner, client_order_id)
-    })
-    .await?;
+    let order = shared
+        .caught_up_store()
+        .await
+        .order_by_client_id(&owner, client_order_id)
+        .await?;
     found(&shared.decimals, order, "order")
 }
 
@@ -362,7 +349,7 @@ async fn open_orders(State(shared): AppState, P(owner): P<String>) -> ApiResult 
     let owner = parse_owner(&owner)?;
     Ok(to_json(
         &shared.decimals,
-        &shared.store.open_orders(&owner).await?,
+        &shared.caught_up_store().await.open_orders(&owner).await?,
     ))
 }
 
@@ -392,7 +379,11 @@ async fn fills(State(shared): AppState, P(owner): P<String>, Q(q): Q<PageQuery>)
     let owner = parse_owner(&owner)?;
     Ok(to_json(
         &shared.decimals,
-        &shared.store.fills_of_owner(&owner, q.page()).await?,
+        &shared
+            .caught_up_store()
+            .await
+            .fills_of_owner(&owner, q.page())
+            .await?,
     ))
 }
 
@@ -400,7 +391,7 @@ async fn balances(State(shared): AppState, P(owner): P<String>) -> ApiResult {
     let owner = parse_owner(&owner)?;
     Ok(to_json(
         &shared.decimals,
-        &shared.store.balances(&owner).await?,
+        &shared.caught_up_store().await.balances(&owner).await?,
     ))
 }
 
@@ -411,7 +402,11 @@ async fn ledger(State(shared): AppState, P(owner): P<String>, Q(q): Q<PageQuery>
         .ok_or_else(|| ApiError::new(ApiCode::InvalidRequest, "asset is required"))?;
     Ok(to_json(
         &shared.decimals,
-        &shared.store.ledger_history(&owner, asset, q.page()).await?,
+        &shared
+            .caught_up_store()
+            .await
+            .ledger_history(&owner, asset, q.page())
+            .await?,
     ))
 }
 
@@ -429,7 +424,7 @@ async fn withdrawals(State(shared): AppState, P(owner): P<String>) -> ApiResult 
     let owner = parse_owner(&owner)?;
     Ok(to_json(
         &shared.decimals,
-        &shared.store.withdrawals(&owner).await?,
+        &shared.caught_up_store().await.withdrawals(&owner).await?,
     ))
 }
 
@@ -438,7 +433,7 @@ async fn deposits(State(shared): AppState, P(tx): P<String>) -> ApiResult {
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| ApiError::new(ApiCode::InvalidRequest, "tx is not 64 bytes of hex"))?;
-    let rows = shared.store.deposits_by_tx(&tx).await?;
+    let rows = shared.caught_up_store().await.deposits_by_tx(&tx).await?;
     if rows.is_empty() {
         return Err(ApiError::new(
             ApiCode::NotFound,
@@ -458,7 +453,11 @@ async fn deposits(State(shared): AppState, P(tx): P<String>) -> ApiResult {
 }
 
 async fn settlement(State(shared): AppState, P((market, fill_id)): P<(u32, u64)>) -> ApiResult {
-    let fill = one_row(&shared, || shared.store.settlement(market, fill_id)).await?;
+    let fill = shared
+        .caught_up_store()
+        .await
+        .settlement(market, fill_id)
+        .await?;
     found(&shared.decimals, fill, "fill")
 }
 

@@ -711,11 +711,12 @@ async fn a_withdrawal_transaction_needs_the_owners_proof_and_a_cosigner() {
     t.api.shutdown().await.unwrap();
 }
 
-/// An acknowledged order reads back at once, by id and by client id, and so does the
-/// settlement status of the fill it made, although the SQL store writes its batches only every
-/// 400 ms here; an id nobody was given is still 404.
+/// Every REST read shows what the client has been acknowledged, although the SQL store writes
+/// its batches only every 400 ms here: an order right after its placement (by id and by client
+/// id), the fill it made and the order's filled size right after the taker's ack, the open
+/// orders right after a cancel; an id nobody was given is still 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_acknowledged_order_and_its_fill_read_back_at_once() {
+async fn reads_show_what_was_acknowledged() {
     let t = TestApi::start_with(|c| {
         c.projector.max_delay = std::time::Duration::from_millis(400);
     })
@@ -761,6 +762,18 @@ async fn an_acknowledged_order_and_its_fill_read_back_at_once() {
         (status, fill["fill_id"].as_u64(), fill["status"].as_str()),
         (200, Some(fill_id), Some("pending"))
     );
+    let (_, order) = t.get(&format!("/v1/orders/{id}")).await;
+    assert_eq!(order["filled_lots"].as_u64(), Some(1), "{order}");
+    let (status, cancelled) = t.post("/v1/cancel", &maker.cancel(0, terms.nonce)).await;
+    assert_eq!(status, 200, "{cancelled}");
+    let (_, open) = t.get(&format!("/v1/accounts/{}/orders", maker.hex())).await;
+    let open: Vec<_> = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_u64())
+        .collect();
+    assert_eq!(open, vec![Some(id)]);
     let (status, error) = t.get(&format!("/v1/orders/{}", id + 1_000)).await;
     assert_eq!((status, error["code"].as_u64()), (404, Some(1004)));
     t.api.shutdown().await.unwrap();
