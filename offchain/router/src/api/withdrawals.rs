@@ -135,7 +135,8 @@ pub async fn transaction(
         .and_then(|key| key.verify_strict(&message, &Signature::from_bytes(&signature)))
         .map_err(|_| denied())?;
     let row = shared
-        .store
+        .caught_up_store()
+        .await
         .withdrawal(id)
         .await?
         .ok_or_else(|| ApiError::new(ApiCode::NotFound, "no such withdrawal"))?;

@@ -714,7 +714,8 @@ async fn a_withdrawal_transaction_needs_the_owners_proof_and_a_cosigner() {
 /// Every REST read shows what the client has been acknowledged, although the SQL store writes
 /// its batches only every 400 ms here: an order right after its placement (by id and by client
 /// id), the fill it made and the order's filled size right after the taker's ack, the open
-/// orders right after a cancel; an id nobody was given is still 404.
+/// orders right after a cancel, a withdrawal right after its request (here: no co-signer, so
+/// 503 and not 404); an id nobody was given is still 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_show_what_was_acknowledged() {
     let t = TestApi::start_with(|c| {
@@ -774,6 +775,25 @@ async fn reads_show_what_was_acknowledged() {
         .map(|o| o["order_id"].as_u64())
         .collect();
     assert_eq!(open, vec![Some(id)]);
+    let (status, requested) = t.post("/v1/withdrawals", &taker.withdraw(QUOTE, 1)).await;
+    assert_eq!(status, 200, "{requested}");
+    let withdrawal = requested["withdrawal_id"].as_u64().unwrap();
+    let destination = [3u8; 32];
+    let message = kestrel_router::api::withdrawals::transaction_request_message(
+        &exchange().to_bytes(),
+        &taker.owner(),
+        withdrawal,
+        &destination,
+    );
+    let proof = json!({
+        "owner": taker.hex(),
+        "destination": hex::encode(destination),
+        "signature": hex::encode(ed25519_dalek::Signer::sign(&taker.key, &message).to_bytes()),
+    });
+    let (status, refused) = t
+        .post(&format!("/v1/withdrawals/{withdrawal}/transaction"), &proof)
+        .await;
+    assert_eq!((status, code(&refused)), (503, 1008), "{refused}");
     let (status, error) = t.get(&format!("/v1/orders/{}", id + 1_000)).await;
     assert_eq!((status, error["code"].as_u64()), (404, Some(1004)));
     t.api.shutdown().await.unwrap();
