@@ -453,8 +453,9 @@ async fn the_devnets_own_reconciliation_halts_cosigning_on_a_real_mismatch() {
     kestrel_sdk::chain::send(&rpc, &[gift], &alice.keypair, &[])
         .await
         .unwrap();
+    // The run halts withdrawals first and updates its gauges after: wait for both.
     eventually("the periodic run to find the difference", || async {
-        net.status().reconcile_mismatch.then_some(())
+        (net.status().reconcile_mismatch && reconcile.alerts.get() > 0).then_some(())
     })
     .await;
     let status = net.status();
