@@ -331,28 +331,26 @@ impl Load {
 /// Acknowledges every pending command (all durable now) and publishes their events; the
 /// last of them becomes `durable` before the first acknowledgement leaves.
 fn publish(pending: &mut Vec<Pending>, subscribers: &[Subscriber], durable: &Mutex<EventAt>) {
+    // The last event, numbered as `sequenced` numbers it (its index among its command's).
+    let last = pending.iter().rev().find_map(|p| {
+        let index = p.events.len().checked_sub(1)?;
+        Some((p.seq, u32::try_from(index).unwrap_or(u32::MAX)))
+    });
+    if let Some(last) = last {
+        *durable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = last;
+    }
     let mut events = Vec::new();
-    let mut acks = Vec::with_capacity(pending.len());
     for p in pending.drain(..) {
         events.extend(sequenced(p.seq, p.timestamp_ms, p.events.clone()));
         if let Some(reply) = p.reply {
-            acks.push((
-                reply,
-                Ack {
-                    seq: p.seq,
-                    timestamp_ms: p.timestamp_ms,
-                    events: p.events,
-                },
-            ));
+            let _ = reply.send(Ack {
+                seq: p.seq,
+                timestamp_ms: p.timestamp_ms,
+                events: p.events,
+            });
         }
-    }
-    if let Some(last) = events.last() {
-        *durable
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = (last.seq, last.index);
-    }
-    for (reply, ack) in acks {
-        let _ = reply.send(ack);
     }
     let batch: Arc<[Sequenced]> = events.into();
     for s in subscribers {
