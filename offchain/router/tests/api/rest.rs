@@ -664,8 +664,6 @@ async fn replace_moves_a_resting_order_to_new_signed_terms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawal_transaction_needs_the_owners_proof_and_a_cosigner() {
-    use ed25519_dalek::Signer;
-    use kestrel_router::api::withdrawals::transaction_request_message;
     let t = TestApi::start().await;
     let mut w = Wallet::new(4);
     let other = Wallet::new(5);
@@ -678,15 +676,7 @@ async fn a_withdrawal_transaction_needs_the_owners_proof_and_a_cosigner() {
     })
     .await;
     let destination = [3u8; 32];
-    let proof = |signer: &Wallet, id: u64| {
-        let message =
-            transaction_request_message(&exchange().to_bytes(), &w.owner(), id, &destination);
-        json!({
-            "owner": w.hex(),
-            "destination": hex::encode(destination),
-            "signature": hex::encode(signer.key.sign(&message).to_bytes()),
-        })
-    };
+    let proof = |signer: &Wallet, id: u64| signer.transaction_proof(&w, id, destination);
     let path = format!("/v1/withdrawals/{id}/transaction");
     let (s, b) = t.post(&path, &proof(&other, id)).await;
     assert_eq!((s, code(&b)), (401, 1006), "{b}");
@@ -778,18 +768,7 @@ async fn reads_show_what_was_acknowledged() {
     let (status, requested) = t.post("/v1/withdrawals", &taker.withdraw(QUOTE, 1)).await;
     assert_eq!(status, 200, "{requested}");
     let withdrawal = requested["withdrawal_id"].as_u64().unwrap();
-    let destination = [3u8; 32];
-    let message = kestrel_router::api::withdrawals::transaction_request_message(
-        &exchange().to_bytes(),
-        &taker.owner(),
-        withdrawal,
-        &destination,
-    );
-    let proof = json!({
-        "owner": taker.hex(),
-        "destination": hex::encode(destination),
-        "signature": hex::encode(ed25519_dalek::Signer::sign(&taker.key, &message).to_bytes()),
-    });
+    let proof = taker.transaction_proof(&taker, withdrawal, [3u8; 32]);
     let (status, refused) = t
         .post(&format!("/v1/withdrawals/{withdrawal}/transaction"), &proof)
         .await;

@@ -250,6 +250,22 @@ impl Wallet {
         };
         signed(&request.encode(), &self.key)
     }
+
+    /// The body asking for withdrawal `id`'s co-signed transaction paying `destination`, on
+    /// behalf of `owner`, signed by this wallet's key (the owner's own, or a forger's).
+    pub fn transaction_proof(&self, owner: &Wallet, id: u64, destination: [u8; 32]) -> Value {
+        let message = api::withdrawals::transaction_request_message(
+            &exchange().to_bytes(),
+            &owner.owner(),
+            id,
+            &destination,
+        );
+        json!({
+            "owner": owner.hex(),
+            "destination": hex::encode(destination),
+            "signature": hex::encode(self.key.sign(&message).to_bytes()),
+        })
+    }
 }
 
 /// A funded pair: `maker` sells, `taker` buys.
