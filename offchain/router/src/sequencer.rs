@@ -1,6 +1,8 @@
 //! The single sequencer: assigns the global sequence, journals every command (group commit),
-//! applies it to [`State`], and only then — once the command is durable — acknowledges the
-//! client and publishes the command's events to the projections.
+//! applies it to [`State`] through the [`Pipeline`] (new orders match on their market's engine
+//! thread while the sequencer journals the next commands and syncs the journal), and only
+//! then — once the command is durable — acknowledges the client and publishes the command's
+//! events to the projections.
 //!
 //! It runs on its own thread. Intake talks to it through a [`Handle`]; when every handle is
 //! dropped it commits what is pending, acknowledges it and stops (graceful shutdown).
@@ -9,7 +11,7 @@ use crate::codec;
 use crate::model::{Command, Event, Seq, Sequenced};
 use crate::recovery::{self, sequenced, Recovery, RecoveryError};
 use crate::snapshot::{Schedule, SnapshotConfig};
-use crate::state::{Rules, State};
+use crate::state::{Pipeline, PipelineError, Rules, State};
 use kestrel_matcher::journal::{JournalConfig, JournalError, JournalWriter};
 use kestrel_matcher::Timestamp;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -43,6 +45,24 @@ pub enum StartError {
     /// A thread could not be spawned.
     #[error("spawning the sequencer thread: {0}")]
     Spawn(std::io::Error),
+    /// The engine threads could not be started.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// Why a running sequencer stopped early. Nothing after the failure was acknowledged; a
+/// restart recovers every journaled command.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The journal could not be written or synced.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// An engine thread stopped, or pipelined matching disagreed with its turn.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Commands and their events went out of step (a bug; nothing was acknowledged).
+    #[error("command {0} got the events of another command")]
+    OutOfStep(Seq),
 }
 
 struct Request {
@@ -101,8 +121,8 @@ pub struct Config {
 pub struct Sequencer {
     /// Submit handle.
     pub handle: Handle,
-    /// The thread; joins with the journal's final error, if any.
-    pub thread: JoinHandle<Result<(), JournalError>>,
+    /// The thread; joins with the reason it failed, if it did.
+    pub thread: JoinHandle<Result<(), Failure>>,
     /// Commands replayed from the journal at start.
     pub replayed: u64,
     /// Sequence of the snapshot recovery started from (0: the whole journal was replayed).
@@ -148,12 +168,24 @@ pub fn start_with(
             let _ = s.send(batch.clone());
         }
     }
+    let pipeline = Pipeline::start(&state)?;
     let (tx, rx) = mpsc::channel();
     let durable = Arc::new(Mutex::new(replayed_at));
     let raised = durable.clone();
     let thread = std::thread::Builder::new()
         .name("kestrel-sequencer".into())
-        .spawn(move || run(state, writer, rx, config, subscribers, schedule, &raised))
+        .spawn(move || {
+            run(
+                state,
+                pipeline,
+                writer,
+                rx,
+                config,
+                subscribers,
+                schedule,
+                &raised,
+            )
+        })
         .map_err(StartError::Spawn)?;
     Ok(Sequencer {
         handle: Handle { tx, durable },
@@ -182,15 +214,17 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     mut state: State,
+    mut pipeline: Pipeline,
     mut writer: JournalWriter,
     rx: mpsc::Receiver<Request>,
     config: Config,
     subscribers: Vec<Subscriber>,
     mut schedule: Schedule,
     durable: &Mutex<EventAt>,
-) -> Result<(), JournalError> {
+) -> Result<(), Failure> {
     let mut pending: Vec<Pending> = Vec::new();
     let mut last_ms = 0u64;
     let mut next_tick = later(Instant::now(), config.tick_interval);
@@ -247,6 +281,7 @@ fn run(
             commands.push((Command::Tick, None));
             next_tick = later(now, config.tick_interval);
         }
+        let first = pending.len();
         for (command, reply) in commands {
             let seq = writer.last_seq().saturating_add(1);
             let timestamp_ms = now_ms().max(last_ms);
@@ -259,20 +294,33 @@ fn run(
                 &scratch,
                 now,
             )?;
-            let events = state.apply(seq, timestamp_ms, &command);
+            pipeline.submit(&mut state, seq, timestamp_ms, &command)?;
             group_since.get_or_insert(now);
             pending.push(Pending {
                 seq,
                 timestamp_ms,
-                events,
+                events: Vec::new(),
                 reply,
             });
         }
+        // The engine threads match while the journal syncs.
+        pipeline.dispatch()?;
         let committed = if !open || (load.light(config.light_load_below) && !pending.is_empty()) {
             Some(writer.commit()?)
         } else {
             writer.commit_if_due(Instant::now())?
         };
+        let applied = pipeline.finish(&mut state)?;
+        let fresh = pending.get_mut(first..).unwrap_or_default();
+        if fresh.len() != applied.len() {
+            return Err(Failure::OutOfStep(fresh.first().map_or(0, |p| p.seq)));
+        }
+        for (p, (seq, events)) in fresh.iter_mut().zip(applied) {
+            if p.seq != seq {
+                return Err(Failure::OutOfStep(p.seq));
+            }
+            p.events = events;
+        }
         if committed.is_some() {
             group_since = None;
             if !pending.is_empty() {

@@ -26,7 +26,6 @@ use crate::state::Rules;
 use crate::store::{spawn_projector, ProjectorConfig, Store, StoreError};
 use crate::verify::VerifyPool;
 use axum::serve::ListenerExt;
-use kestrel_matcher::journal::JournalError;
 use limits::{Limiters, LimitsConfig};
 use metrics::{Metrics, MetricsError};
 use std::net::SocketAddr;
@@ -118,9 +117,9 @@ pub enum StartError {
 /// Stopping the API found a failure (everything is stopped regardless).
 #[derive(Debug, thiserror::Error)]
 pub enum ShutdownError {
-    /// The journal failed while the sequencer ran.
+    /// The sequencer failed while it ran (its journal, or an engine thread).
     #[error(transparent)]
-    Journal(#[from] JournalError),
+    Sequencer(#[from] sequencer::Failure),
     /// The SQL projection failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -206,7 +205,7 @@ pub struct Api {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     metrics_server: Option<JoinHandle<std::io::Result<()>>>,
-    sequencer_thread: std::thread::JoinHandle<Result<(), JournalError>>,
+    sequencer_thread: std::thread::JoinHandle<Result<(), sequencer::Failure>>,
     projector: JoinHandle<Result<crate::store::Position, StoreError>>,
     feeds: Vec<JoinHandle<()>>,
 }

@@ -17,16 +17,11 @@ impl State {
         command: &m::Command,
         out: &mut Vec<Event>,
     ) {
-        let Some((spec, engine)) = self.engines.get_mut(&market) else {
+        let Some((spec, engine)) = self.engines.get(&market) else {
             return;
         };
         let spec = *spec;
-        let mut events: Vec<m::Event> = Vec::new();
-        engine.apply(
-            command,
-            m::Timestamp(now_ms.saturating_mul(1_000_000)),
-            &mut events,
-        );
+        let events = match_on(&mut engine.lock(), now_ms, command);
         for event in events {
             self.on_engine_event(&spec, event, out);
         }
@@ -311,6 +306,18 @@ impl State {
             });
         }
     }
+}
+
+/// Applies one command to an engine at `now_ms`: the one step the sequencer and the market's
+/// engine thread both take, so a pipelined order matches exactly as a serial one.
+pub(super) fn match_on(engine: &mut m::Engine, now_ms: u64, command: &m::Command) -> Vec<m::Event> {
+    let mut events = Vec::new();
+    engine.apply(
+        command,
+        m::Timestamp(now_ms.saturating_mul(1_000_000)),
+        &mut events,
+    );
+    events
 }
 
 fn router_side(side: m::Side) -> Side {

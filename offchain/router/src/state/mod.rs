@@ -8,9 +8,11 @@
 mod book;
 mod funds;
 mod orders;
+mod pipeline;
 mod snapshot;
 mod withdrawals;
 
+pub use pipeline::{Pipeline, PipelineError};
 pub use snapshot::{rules_digest, StateSnapshotError};
 
 use crate::ledger::Ledger;
@@ -21,6 +23,7 @@ use anchor_lang::prelude::Pubkey;
 use kestrel::encoding::{OrderType, SelfTrade, Side};
 use kestrel_matcher as m;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The ledger owner that collects fees (the all-zero key, which no wallet can sign for). Its
 /// balance per quote asset mirrors the markets' on-chain `fees_accrued`.
@@ -95,10 +98,32 @@ struct PendingWithdrawal {
     last_valid_block_height: Option<u64>,
 }
 
+/// A market's engine, shared with the market's engine thread ([`Pipeline`]). The sequencer
+/// and that thread never use it at the same time: a batch is handed to the thread and its
+/// result awaited before the sequencer touches the engine again, so the lock is only the
+/// hand-over, never a wait.
+#[derive(Clone)]
+struct EngineCell(Arc<Mutex<m::Engine>>);
+
+impl EngineCell {
+    fn new(engine: m::Engine) -> Self {
+        EngineCell(Arc::new(Mutex::new(engine)))
+    }
+
+    /// The engine. A poisoned lock is taken over: an engine thread that panicked mid-batch
+    /// stops the sequencer before this state is used again, and recovery rebuilds the state
+    /// from the journal.
+    fn lock(&self) -> MutexGuard<'_, m::Engine> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// The whole sequenced state: books, ledger, nonces, withdrawals.
 pub struct State {
     rules: Rules,
-    engines: BTreeMap<u32, (MarketSpec, m::Engine)>,
+    engines: BTreeMap<u32, (MarketSpec, EngineCell)>,
     ledger: Ledger,
     orders: HashMap<u64, OpenOrder>,
     owners: HashMap<Owner, OwnerState>,
@@ -135,7 +160,7 @@ impl State {
             }
             let engine = m::Engine::new(spec.engine_config())
                 .map_err(|e| StateError::Market(spec.index, e))?;
-            engines.insert(spec.index, (*spec, engine));
+            engines.insert(spec.index, (*spec, EngineCell::new(engine)));
         }
         Ok(State {
             rules,
@@ -168,8 +193,8 @@ impl State {
     }
 
     /// A market's engine (for book snapshots).
-    pub fn engine(&self, market: u32) -> Option<&m::Engine> {
-        self.engines.get(&market).map(|(_, e)| e)
+    pub fn engine(&self, market: u32) -> Option<MutexGuard<'_, m::Engine>> {
+        self.engines.get(&market).map(|(_, e)| e.lock())
     }
 
     /// A market's spec.
@@ -188,7 +213,7 @@ impl State {
         h.write_u64(self.last_seq);
         for (index, (_, engine)) in &self.engines {
             h.write_u64(u64::from(*index));
-            h.write_u64(engine.state_hash());
+            h.write_u64(engine.lock().state_hash());
         }
         let mut balances: Vec<_> = self.ledger.iter().collect();
         balances.sort_by_key(|(k, _)| **k);

@@ -1,5 +1,6 @@
 //! Orders: place (hold → match), cancel, cancel-all, and the on-chain cancel floor.
 
+use super::pipeline::{Admitted, InFlight};
 use super::{neg, OpenOrder, Replacing, State};
 use crate::ledger::Change;
 use crate::market::MarketSpec;
@@ -35,39 +36,45 @@ impl State {
         if !owner_state.used_nonces.insert(order.nonce) {
             return Err(fail(Reject::NonceReused));
         }
+        self.priced_terms(spec, now_ms, order).map_err(fail)
+    }
+
+    /// The checks of an order's terms that read nothing but the rules and the clock: expiry,
+    /// price and size range, notional, and what it must hold.
+    fn priced_terms(&self, spec: MarketSpec, now_ms: u64, order: &Order) -> Result<Terms, Reject> {
         let now_s = now_ms / 1000;
         let engine_expiry = match u64::try_from(order.expiry) {
             Ok(0) => 0,
             Ok(expiry) => {
                 let effective = expiry.saturating_sub(self.rules.expiry_margin_secs);
                 if effective <= now_s {
-                    return Err(fail(Reject::Expired));
+                    return Err(Reject::Expired);
                 }
                 if expiry > now_s.saturating_add(self.rules.max_expiry_horizon_secs) {
-                    return Err(fail(Reject::ExpiryTooFar));
+                    return Err(Reject::ExpiryTooFar);
                 }
                 effective
             }
-            Err(_) => return Err(fail(Reject::Expired)),
+            Err(_) => return Err(Reject::Expired),
         };
         if order.price_ticks < spec.min_price_ticks || order.price_ticks > spec.max_price_ticks {
-            return Err(fail(Reject::PriceOutOfRange));
+            return Err(Reject::PriceOutOfRange);
         }
         if order.size_lots < spec.min_size_lots || order.size_lots > spec.max_size_lots {
-            return Err(fail(Reject::SizeOutOfRange));
+            return Err(Reject::SizeOutOfRange);
         }
         spec.notional(order.price_ticks, order.size_lots)
-            .ok_or(fail(Reject::NotionalOverflow))?;
+            .ok_or(Reject::NotionalOverflow)?;
         let (hold_asset, hold) = match order.side {
             Side::Buy => (
                 spec.quote_asset,
                 spec.buy_hold(order.price_ticks, order.size_lots)
-                    .ok_or(fail(Reject::NotionalOverflow))?,
+                    .ok_or(Reject::NotionalOverflow)?,
             ),
             Side::Sell => (
                 spec.base_asset,
                 spec.base_atoms(order.size_lots)
-                    .ok_or(fail(Reject::NotionalOverflow))?,
+                    .ok_or(Reject::NotionalOverflow)?,
             ),
         };
         Ok(Terms {
@@ -78,14 +85,69 @@ impl State {
         })
     }
 
-    pub(super) fn place(
+    /// Whether order `seq` can be matched before the commands still in flight ahead of it
+    /// have been applied, and if so its engine command. It can when it is certain to pass
+    /// every check of [`State::place`] at its turn: those in flight can only add to its
+    /// owner's available atoms (fills and releases credit; their holds are `inflight`) and
+    /// only close orders, and they are the only place orders that use nonces. `None`: it
+    /// waits for them (and may well be refused then).
+    pub(super) fn admit(
+        &self,
+        seq: Seq,
+        now_ms: u64,
+        order: &Order,
+        inflight: &InFlight,
+    ) -> Option<Admitted> {
+        let owner = order.owner.to_bytes();
+        if order.exchange != self.rules.exchange {
+            return None;
+        }
+        let spec = *self.market(order.market_index)?;
+        // A fee above the notional would debit a seller's available atoms in a fill.
+        if spec.maker_fee_bps.max(spec.taker_fee_bps) > MAX_PIPELINED_FEE_BPS {
+            return None;
+        }
+        let owner_state = self.owners.get(&owner);
+        let floor = owner_state.map_or(0, |o| o.floor);
+        if order.nonce < floor
+            || owner_state.is_some_and(|o| o.used_nonces.contains(&order.nonce))
+            || inflight.uses_nonce(&owner, order.nonce)
+        {
+            return None;
+        }
+        let terms = self.priced_terms(spec, now_ms, order).ok()?;
+        let open = self
+            .open_orders(&owner)
+            .saturating_add(inflight.opening(&owner));
+        if open >= self.rules.max_open_orders as usize {
+            return None;
+        }
+        let balance = self.ledger.balance(&owner, terms.hold_asset);
+        let needed = inflight
+            .held(&owner, terms.hold_asset)
+            .saturating_add(u128::from(terms.hold));
+        let fits = u128::from(balance.available) >= needed
+            && u128::from(balance.frozen).saturating_add(needed) <= u128::from(u64::MAX);
+        fits.then(|| Admitted {
+            owner,
+            nonce: order.nonce,
+            hold_asset: terms.hold_asset,
+            hold: terms.hold,
+            market: spec.index,
+            command: place_command(seq, order, &owner, &terms),
+        })
+    }
+
+    /// Everything of placing order `seq` up to the engine: terms, open-order limit, hold,
+    /// and the order's entry. Returns its market and its engine command.
+    fn open_place(
         &mut self,
         seq: Seq,
         now_ms: u64,
         order: &Order,
         signature: &[u8; 64],
         out: &mut Vec<Event>,
-    ) -> Result<(), (Owner, Reject)> {
+    ) -> Result<(MarketSpec, m::Command), (Owner, Reject)> {
         let owner = order.owner.to_bytes();
         let fail = |reason| (owner, reason);
         let terms = self.check_terms(now_ms, order)?;
@@ -140,22 +202,42 @@ impl State {
             .or_default()
             .open
             .insert(order.nonce, order_id);
-        let command = m::Command::Place(m::PlaceOrder {
-            order_id: m::OrderId(order_id),
-            user: m::UserId(owner),
-            client_order_id: (order.client_order_id != 0)
-                .then_some(m::ClientOrderId(order.client_order_id)),
-            side: engine_side(order.side),
-            price: m::Ticks(order.price_ticks),
-            size: m::Lots(order.size_lots),
-            order_type: engine_order_type(order.order_type),
-            self_trade: engine_self_trade(order.self_trade),
-            nonce: order.nonce,
-            expiry: terms.engine_expiry,
-        });
-        self.run_engine(order.market_index, now_ms, &command, out);
+        Ok((terms.spec, place_command(order_id, order, &owner, &terms)))
+    }
+
+    pub(super) fn place(
+        &mut self,
+        seq: Seq,
+        now_ms: u64,
+        order: &Order,
+        signature: &[u8; 64],
+        out: &mut Vec<Event>,
+    ) -> Result<(), (Owner, Reject)> {
+        let (spec, command) = self.open_place(seq, now_ms, order, signature, out)?;
+        self.run_engine(spec.index, now_ms, &command, out);
         self.pending_accept = None;
         Ok(())
+    }
+
+    /// Applies order `seq`, admitted earlier, now that every command before it is applied:
+    /// exactly [`State::place`], with the engine's events from the market's engine thread.
+    /// An error means the admission was wrong, which the proof in [`State::admit`] rules out.
+    pub(super) fn place_matched(
+        &mut self,
+        seq: Seq,
+        now_ms: u64,
+        order: &Order,
+        signature: &[u8; 64],
+        matched: Vec<m::Event>,
+    ) -> Result<Vec<Event>, (Owner, Reject)> {
+        self.last_seq = seq;
+        let mut out = Vec::new();
+        let (spec, _) = self.open_place(seq, now_ms, order, signature, &mut out)?;
+        for event in matched {
+            self.on_engine_event(&spec, event, &mut out);
+        }
+        self.pending_accept = None;
+        Ok(out)
     }
 
     /// Moves a resting order to new signed terms in one step. The hold grows first (refused if
@@ -349,6 +431,27 @@ impl State {
             self.run_engine(market, now_ms, &command, out);
         }
     }
+}
+
+/// The highest fee for which a fill credits both parties (a fee of at most the notional):
+/// the condition under which [`State::admit`] may run an order ahead of those in flight.
+const MAX_PIPELINED_FEE_BPS: u16 = 10_000;
+
+/// The engine command placing order `order_id`.
+fn place_command(order_id: u64, order: &Order, owner: &Owner, terms: &Terms) -> m::Command {
+    m::Command::Place(m::PlaceOrder {
+        order_id: m::OrderId(order_id),
+        user: m::UserId(*owner),
+        client_order_id: (order.client_order_id != 0)
+            .then_some(m::ClientOrderId(order.client_order_id)),
+        side: engine_side(order.side),
+        price: m::Ticks(order.price_ticks),
+        size: m::Lots(order.size_lots),
+        order_type: engine_order_type(order.order_type),
+        self_trade: engine_self_trade(order.self_trade),
+        nonce: order.nonce,
+        expiry: terms.engine_expiry,
+    })
 }
 
 pub(super) fn engine_side(side: Side) -> m::Side {

@@ -161,7 +161,7 @@ impl State {
         let mut engine_bytes = Vec::new();
         for (index, (_, engine)) in &self.engines {
             engine_bytes.clear();
-            engine.encode_snapshot(&mut engine_bytes);
+            engine.lock().encode_snapshot(&mut engine_bytes);
             w.u32(*index);
             w.len(engine_bytes.len());
             w.bytes(&engine_bytes);
@@ -287,7 +287,7 @@ impl State {
             if *engine.config() != slot.0.engine_config() {
                 return Err(StateSnapshotError::RulesMismatch);
             }
-            slot.1 = engine;
+            *slot.1.lock() = engine;
         }
         let mut prev = None;
         for _ in 0..r.len(57)? {

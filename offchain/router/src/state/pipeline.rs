@@ -1,0 +1,368 @@
+//! One engine thread per market. The sequencer hands each command to a [`Pipeline`] in
+//! sequence order; a new order that is certain to pass its checks at its turn
+//! ([`State::admit`]) is matched on its market's engine thread while the sequencer goes on
+//! journaling the next commands and syncing the journal; everything else is applied on the
+//! sequencer's thread once the orders before it are. Every command's events are then
+//! produced in sequence order by the same code a serial replay runs, so the events and the
+//! state are exactly those of [`State::apply`] on the same commands: recovery replays the
+//! journal serially and reaches the same state.
+//!
+//! Why the result cannot differ: each engine sees its market's commands in sequence order
+//! (admitted orders are matched in their market's queue, and a command applied on the
+//! sequencer's thread first runs every order queued before it); the engine reads nothing but
+//! its own book; and every ledger, order and nonce change is made on the sequencer's thread in
+//! sequence order. Only the admission decision is taken early, and it is conservative: see
+//! [`State::admit`].
+
+use super::book::match_on;
+use super::{EngineCell, State};
+use crate::model::{Command, Event, Owner, Seq, Sig};
+use crate::reject::Reject;
+use kestrel::encoding::Order;
+use kestrel_matcher as m;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often a wait for the engine threads checks that the awaited ones still run.
+const STOPPED_CHECK: Duration = Duration::from_millis(100);
+
+/// The pipeline cannot go on; the sequencer stops and recovery rebuilds the state from the
+/// journal.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A market's engine thread is gone (it panicked).
+    #[error("the engine thread of market {0} stopped")]
+    EngineStopped(u32),
+    /// An admitted order was refused at its turn. [`State::admit`] rules this out; the state
+    /// is not used after it.
+    #[error("order {seq} was admitted ahead of its turn but refused at it ({reason:?})")]
+    Diverged {
+        /// The order's sequence number.
+        seq: Seq,
+        /// Why it was refused.
+        reason: Reject,
+    },
+    /// An engine thread could not be spawned.
+    #[error("spawning an engine thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// What an admitted order reserves until it is applied, and its engine command.
+pub(super) struct Admitted {
+    pub(super) owner: Owner,
+    pub(super) nonce: u64,
+    pub(super) hold_asset: u8,
+    pub(super) hold: u64,
+    pub(super) market: u32,
+    pub(super) command: m::Command,
+}
+
+/// What the admitted orders not yet applied will take: holds per (owner, asset), open
+/// orders per owner, nonces.
+#[derive(Default)]
+pub(super) struct InFlight {
+    held: HashMap<(Owner, u8), u128>,
+    opening: HashMap<Owner, usize>,
+    nonces: HashSet<(Owner, u64)>,
+}
+
+impl InFlight {
+    pub(super) fn held(&self, owner: &Owner, asset: u8) -> u128 {
+        self.held.get(&(*owner, asset)).copied().unwrap_or(0)
+    }
+
+    pub(super) fn opening(&self, owner: &Owner) -> usize {
+        self.opening.get(owner).copied().unwrap_or(0)
+    }
+
+    pub(super) fn uses_nonce(&self, owner: &Owner, nonce: u64) -> bool {
+        self.nonces.contains(&(*owner, nonce))
+    }
+
+    fn add(&mut self, a: &Admitted) {
+        let held = self.held.entry((a.owner, a.hold_asset)).or_default();
+        *held = held.saturating_add(u128::from(a.hold));
+        let opening = self.opening.entry(a.owner).or_default();
+        *opening = opening.saturating_add(1);
+        self.nonces.insert((a.owner, a.nonce));
+    }
+
+    fn clear(&mut self) {
+        self.held.clear();
+        self.opening.clear();
+        self.nonces.clear();
+    }
+}
+
+/// A command handed to the pipeline, in sequence order.
+enum Slot {
+    /// Applied: its events.
+    Applied(Seq, Vec<Event>),
+    /// An admitted order, applied once its engine's events are back.
+    Matching(Box<Matching>),
+}
+
+struct Matching {
+    seq: Seq,
+    now_ms: u64,
+    order: Order,
+    signature: Sig,
+    matched: Option<Vec<m::Event>>,
+}
+
+/// One admitted order for an engine thread; `slot` says where its events go.
+struct Job {
+    slot: usize,
+    now_ms: u64,
+    command: m::Command,
+}
+
+/// An engine thread's answer to a batch: each job's slot and events.
+type Matched = Vec<(usize, Vec<m::Event>)>;
+
+struct Worker {
+    jobs: Option<mpsc::Sender<Vec<Job>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The engine threads, one per market, and the commands handed over since the last
+/// [`Pipeline::finish`].
+pub struct Pipeline {
+    engines: BTreeMap<u32, EngineCell>,
+    workers: BTreeMap<u32, Worker>,
+    matched: mpsc::Receiver<(u32, Matched)>,
+    slots: Vec<Slot>,
+    queued: BTreeMap<u32, Vec<Job>>,
+    /// Batches handed to each market's engine thread and not yet answered.
+    awaiting: BTreeMap<u32, usize>,
+    inflight: InFlight,
+    admitted: u64,
+    dispatched: u64,
+}
+
+impl Pipeline {
+    /// Starts one engine thread for each market of `state`.
+    pub fn start(state: &State) -> Result<Pipeline, PipelineError> {
+        let (done, matched) = mpsc::channel();
+        let mut workers = BTreeMap::new();
+        let mut engines = BTreeMap::new();
+        for (index, (_, engine)) in &state.engines {
+            let (jobs, rx) = mpsc::channel::<Vec<Job>>();
+            let engine = engine.clone();
+            engines.insert(*index, engine.clone());
+            let done = done.clone();
+            let market = *index;
+            let thread = std::thread::Builder::new()
+                .name(format!("kestrel-engine-{market}"))
+                .spawn(move || work(market, &engine, &rx, &done))
+                .map_err(PipelineError::Spawn)?;
+            workers.insert(
+                market,
+                Worker {
+                    jobs: Some(jobs),
+                    thread: Some(thread),
+                },
+            );
+        }
+        Ok(Pipeline {
+            engines,
+            workers,
+            matched,
+            slots: Vec::new(),
+            queued: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
+            inflight: InFlight::default(),
+            admitted: 0,
+            dispatched: 0,
+        })
+    }
+
+    /// Takes command `seq`: an admitted order is queued for its engine thread; any other
+    /// command is applied at once, after the orders queued before it.
+    pub fn submit(
+        &mut self,
+        state: &mut State,
+        seq: Seq,
+        now_ms: u64,
+        command: &Command,
+    ) -> Result<(), PipelineError> {
+        if let Command::Place { order, signature } = command {
+            if let Some(admitted) = state.admit(seq, now_ms, order, &self.inflight) {
+                self.inflight.add(&admitted);
+                self.admitted = self.admitted.saturating_add(1);
+                self.queued.entry(admitted.market).or_default().push(Job {
+                    slot: self.slots.len(),
+                    now_ms,
+                    command: admitted.command,
+                });
+                self.slots.push(Slot::Matching(Box::new(Matching {
+                    seq,
+                    now_ms,
+                    order: *order,
+                    signature: *signature,
+                    matched: None,
+                })));
+                return Ok(());
+            }
+        }
+        self.match_queued_here();
+        self.apply_matched(state)?;
+        let events = state.apply(seq, now_ms, command);
+        self.slots.push(Slot::Applied(seq, events));
+        Ok(())
+    }
+
+    /// How many orders were admitted ahead of their turn so far (matched on an engine
+    /// thread, or on this one when a command applied here came right after them).
+    pub fn admitted(&self) -> u64 {
+        self.admitted
+    }
+
+    /// How many of them were matched on their market's engine thread.
+    pub fn dispatched(&self) -> u64 {
+        self.dispatched
+    }
+
+    /// Hands the queued orders to their engine threads.
+    pub fn dispatch(&mut self) -> Result<(), PipelineError> {
+        for (market, jobs) in std::mem::take(&mut self.queued) {
+            let count = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
+            let sent = self
+                .workers
+                .get(&market)
+                .and_then(|w| w.jobs.as_ref())
+                .is_some_and(|tx| tx.send(jobs).is_ok());
+            if !sent {
+                return Err(PipelineError::EngineStopped(market));
+            }
+            self.dispatched = self.dispatched.saturating_add(count);
+            let awaiting = self.awaiting.entry(market).or_default();
+            *awaiting = awaiting.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// Waits for the engine threads and applies what is left, in sequence order; returns the
+    /// events of every command submitted since the last call, in sequence order.
+    pub fn finish(&mut self, state: &mut State) -> Result<Vec<(Seq, Vec<Event>)>, PipelineError> {
+        while !self.awaiting.is_empty() {
+            match self.matched.recv_timeout(STOPPED_CHECK) {
+                Ok((market, matched)) => {
+                    if let Some(n) = self.awaiting.get_mut(&market) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            self.awaiting.remove(&market);
+                        }
+                    }
+                    self.store(matched);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(market) = self.stopped_awaited() {
+                        return Err(PipelineError::EngineStopped(market));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let market = self.awaiting.keys().next().copied().unwrap_or(0);
+                    return Err(PipelineError::EngineStopped(market));
+                }
+            }
+        }
+        self.match_queued_here();
+        self.apply_matched(state)?;
+        let applied = std::mem::take(&mut self.slots)
+            .into_iter()
+            .filter_map(|slot| match slot {
+                Slot::Applied(seq, events) => Some((seq, events)),
+                Slot::Matching(_) => None,
+            })
+            .collect();
+        Ok(applied)
+    }
+
+    /// Matches the orders still queued on this thread (a command that must be applied here
+    /// comes next, and needs the books as they are after them).
+    fn match_queued_here(&mut self) {
+        for (market, jobs) in std::mem::take(&mut self.queued) {
+            let Some(engine) = self.engines.get(&market) else {
+                continue;
+            };
+            let mut engine = engine.lock();
+            let matched = jobs
+                .into_iter()
+                .map(|job| (job.slot, match_on(&mut engine, job.now_ms, &job.command)))
+                .collect();
+            drop(engine);
+            self.store(matched);
+        }
+    }
+
+    fn store(&mut self, matched: Matched) {
+        for (slot, events) in matched {
+            if let Some(Slot::Matching(m)) = self.slots.get_mut(slot) {
+                m.matched = Some(events);
+            }
+        }
+    }
+
+    /// Applies every admitted order, in sequence order (all are matched by now).
+    fn apply_matched(&mut self, state: &mut State) -> Result<(), PipelineError> {
+        for slot in &mut self.slots {
+            let Slot::Matching(m) = slot else {
+                continue;
+            };
+            let matched = m.matched.take().unwrap_or_default();
+            let events = state
+                .place_matched(m.seq, m.now_ms, &m.order, &m.signature, matched)
+                .map_err(|(_, reason)| PipelineError::Diverged { seq: m.seq, reason })?;
+            *slot = Slot::Applied(m.seq, events);
+        }
+        self.inflight.clear();
+        Ok(())
+    }
+
+    /// A market awaited whose engine thread has ended (it panicked: it never answers).
+    fn stopped_awaited(&self) -> Option<u32> {
+        self.awaiting.keys().copied().find(|market| {
+            self.workers
+                .get(market)
+                .and_then(|w| w.thread.as_ref())
+                .is_none_or(JoinHandle::is_finished)
+        })
+    }
+}
+
+impl Drop for Pipeline {
+    /// Stops the engine threads (closing their queues) and waits for them.
+    fn drop(&mut self) {
+        for worker in self.workers.values_mut() {
+            worker.jobs = None;
+        }
+        for worker in self.workers.values_mut() {
+            if let Some(thread) = worker.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// A market's engine thread: matches each batch in order and answers with the events.
+fn work(
+    market: u32,
+    engine: &EngineCell,
+    jobs: &mpsc::Receiver<Vec<Job>>,
+    done: &mpsc::Sender<(u32, Matched)>,
+) {
+    while let Ok(batch) = jobs.recv() {
+        let mut guard = engine.lock();
+        let matched: Matched = batch
+            .into_iter()
+            .map(|job| (job.slot, match_on(&mut guard, job.now_ms, &job.command)))
+            .collect();
+        drop(guard);
+        if done.send((market, matched)).is_err() {
+            return;
+        }
+    }
+}
