@@ -21,11 +21,11 @@ use crate::reject::Reject;
 use kestrel::encoding::Order;
 use kestrel_matcher as m;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How often a wait for the engine threads checks that the awaited ones still run.
+/// How often a wait for an engine thread checks that it still runs.
 const STOPPED_CHECK: Duration = Duration::from_millis(100);
 
 /// The pipeline cannot go on; the sequencer stops and recovery rebuilds the state from the
@@ -119,63 +119,91 @@ struct Job {
     command: m::Command,
 }
 
-/// An engine thread's answer to a batch: each job's slot and events.
+/// Matched jobs: each job's slot and events.
 type Matched = Vec<(usize, Vec<m::Event>)>;
 
+fn match_jobs(engine: &EngineCell, jobs: Vec<Job>) -> Matched {
+    let mut engine = engine.lock();
+    jobs.into_iter()
+        .map(|job| (job.slot, match_on(&mut engine, job.now_ms, &job.command)))
+        .collect()
+}
+
+/// Where the sequencer leaves a market's batch and its engine thread leaves the result.
+#[derive(Default)]
+struct Handoff {
+    slot: Mutex<Exchange>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Exchange {
+    /// A batch the engine thread has not taken yet.
+    jobs: Option<Vec<Job>>,
+    /// The engine thread's result.
+    matched: Option<Matched>,
+    /// No more batches: the thread ends.
+    closed: bool,
+}
+
+impl Handoff {
+    fn lock(&self) -> MutexGuard<'_, Exchange> {
+        self.slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 struct Worker {
-    jobs: Option<mpsc::Sender<Vec<Job>>>,
+    engine: EngineCell,
+    handoff: Arc<Handoff>,
     thread: Option<JoinHandle<()>>,
 }
 
 /// The engine threads, one per market, and the commands handed over since the last
 /// [`Pipeline::finish`].
 pub struct Pipeline {
-    engines: BTreeMap<u32, EngineCell>,
     workers: BTreeMap<u32, Worker>,
-    matched: mpsc::Receiver<(u32, Matched)>,
     slots: Vec<Slot>,
     queued: BTreeMap<u32, Vec<Job>>,
-    /// Batches handed to each market's engine thread and not yet answered.
-    awaiting: BTreeMap<u32, usize>,
+    /// Markets whose batch was handed over and is not back yet.
+    awaiting: Vec<u32>,
     inflight: InFlight,
     admitted: u64,
-    dispatched: u64,
+    threaded: u64,
 }
 
 impl Pipeline {
     /// Starts one engine thread for each market of `state`.
     pub fn start(state: &State) -> Result<Pipeline, PipelineError> {
-        let (done, matched) = mpsc::channel();
         let mut workers = BTreeMap::new();
-        let mut engines = BTreeMap::new();
         for (index, (_, engine)) in &state.engines {
-            let (jobs, rx) = mpsc::channel::<Vec<Job>>();
-            let engine = engine.clone();
-            engines.insert(*index, engine.clone());
-            let done = done.clone();
+            let handoff = Arc::new(Handoff::default());
             let market = *index;
-            let thread = std::thread::Builder::new()
-                .name(format!("kestrel-engine-{market}"))
-                .spawn(move || work(market, &engine, &rx, &done))
-                .map_err(PipelineError::Spawn)?;
+            let thread = {
+                let (engine, handoff) = (engine.clone(), handoff.clone());
+                std::thread::Builder::new()
+                    .name(format!("kestrel-engine-{market}"))
+                    .spawn(move || work(&engine, &handoff))
+                    .map_err(PipelineError::Spawn)?
+            };
             workers.insert(
                 market,
                 Worker {
-                    jobs: Some(jobs),
+                    engine: engine.clone(),
+                    handoff,
                     thread: Some(thread),
                 },
             );
         }
         Ok(Pipeline {
-            engines,
             workers,
-            matched,
             slots: Vec::new(),
             queued: BTreeMap::new(),
-            awaiting: BTreeMap::new(),
+            awaiting: Vec::new(),
             inflight: InFlight::default(),
             admitted: 0,
-            dispatched: 0,
+            threaded: 0,
         })
     }
 
@@ -214,60 +242,55 @@ impl Pipeline {
         Ok(())
     }
 
-    /// How many orders were admitted ahead of their turn so far (matched on an engine
-    /// thread, or on this one when a command applied here came right after them).
+    /// How many orders were admitted ahead of their turn so far.
     pub fn admitted(&self) -> u64 {
         self.admitted
     }
 
-    /// How many of them were matched on their market's engine thread.
-    pub fn dispatched(&self) -> u64 {
-        self.dispatched
+    /// How many of them their market's engine thread matched (the others were matched on
+    /// the sequencer's thread: a command applied there came right after them, or the
+    /// sequencer got back to them before their engine thread did).
+    pub fn threaded(&self) -> u64 {
+        self.threaded
     }
 
     /// Hands the queued orders to their engine threads.
-    pub fn dispatch(&mut self) -> Result<(), PipelineError> {
+    pub fn dispatch(&mut self) {
         for (market, jobs) in std::mem::take(&mut self.queued) {
-            let count = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
-            let sent = self
-                .workers
-                .get(&market)
-                .and_then(|w| w.jobs.as_ref())
-                .is_some_and(|tx| tx.send(jobs).is_ok());
-            if !sent {
-                return Err(PipelineError::EngineStopped(market));
-            }
-            self.dispatched = self.dispatched.saturating_add(count);
-            let awaiting = self.awaiting.entry(market).or_default();
-            *awaiting = awaiting.saturating_add(1);
+            let Some(worker) = self.workers.get(&market) else {
+                continue;
+            };
+            worker.handoff.lock().jobs = Some(jobs);
+            worker.handoff.changed.notify_all();
+            self.awaiting.push(market);
         }
-        Ok(())
     }
 
-    /// Waits for the engine threads and applies what is left, in sequence order; returns the
+    /// Collects the engine threads' results (matching on this thread a batch its engine
+    /// thread has not started) and applies what is left, in sequence order; returns the
     /// events of every command submitted since the last call, in sequence order.
     pub fn finish(&mut self, state: &mut State) -> Result<Vec<(Seq, Vec<Event>)>, PipelineError> {
-        while !self.awaiting.is_empty() {
-            match self.matched.recv_timeout(STOPPED_CHECK) {
-                Ok((market, matched)) => {
-                    if let Some(n) = self.awaiting.get_mut(&market) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            self.awaiting.remove(&market);
-                        }
+        for market in std::mem::take(&mut self.awaiting) {
+            let Some(worker) = self.workers.get(&market) else {
+                continue;
+            };
+            let matched = {
+                let mut exchange = worker.handoff.lock();
+                match exchange.jobs.take() {
+                    Some(jobs) => {
+                        drop(exchange);
+                        match_jobs(&worker.engine, jobs)
                     }
-                    self.store(matched);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(market) = self.stopped_awaited() {
-                        return Err(PipelineError::EngineStopped(market));
+                    None => {
+                        let matched = wait_matched(market, worker, exchange)?;
+                        self.threaded = self
+                            .threaded
+                            .saturating_add(u64::try_from(matched.len()).unwrap_or(u64::MAX));
+                        matched
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let market = self.awaiting.keys().next().copied().unwrap_or(0);
-                    return Err(PipelineError::EngineStopped(market));
-                }
-            }
+            };
+            self.store(matched);
         }
         self.match_queued_here();
         self.apply_matched(state)?;
@@ -285,16 +308,10 @@ impl Pipeline {
     /// comes next, and needs the books as they are after them).
     fn match_queued_here(&mut self) {
         for (market, jobs) in std::mem::take(&mut self.queued) {
-            let Some(engine) = self.engines.get(&market) else {
-                continue;
-            };
-            let mut engine = engine.lock();
-            let matched = jobs
-                .into_iter()
-                .map(|job| (job.slot, match_on(&mut engine, job.now_ms, &job.command)))
-                .collect();
-            drop(engine);
-            self.store(matched);
+            if let Some(worker) = self.workers.get(&market) {
+                let matched = match_jobs(&worker.engine, jobs);
+                self.store(matched);
+            }
         }
     }
 
@@ -321,23 +338,37 @@ impl Pipeline {
         self.inflight.clear();
         Ok(())
     }
+}
 
-    /// A market awaited whose engine thread has ended (it panicked: it never answers).
-    fn stopped_awaited(&self) -> Option<u32> {
-        self.awaiting.keys().copied().find(|market| {
-            self.workers
-                .get(market)
-                .and_then(|w| w.thread.as_ref())
-                .is_none_or(JoinHandle::is_finished)
-        })
+/// Waits for the batch `market`'s engine thread took; an error if the thread has ended
+/// without answering (it panicked).
+fn wait_matched(
+    market: u32,
+    worker: &Worker,
+    mut exchange: MutexGuard<'_, Exchange>,
+) -> Result<Matched, PipelineError> {
+    loop {
+        if let Some(matched) = exchange.matched.take() {
+            return Ok(matched);
+        }
+        if worker.thread.as_ref().is_none_or(JoinHandle::is_finished) {
+            return Err(PipelineError::EngineStopped(market));
+        }
+        exchange = worker
+            .handoff
+            .changed
+            .wait_timeout(exchange, STOPPED_CHECK)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
     }
 }
 
 impl Drop for Pipeline {
-    /// Stops the engine threads (closing their queues) and waits for them.
+    /// Stops the engine threads and waits for them.
     fn drop(&mut self) {
-        for worker in self.workers.values_mut() {
-            worker.jobs = None;
+        for worker in self.workers.values() {
+            worker.handoff.lock().closed = true;
+            worker.handoff.changed.notify_all();
         }
         for worker in self.workers.values_mut() {
             if let Some(thread) = worker.thread.take() {
@@ -347,22 +378,27 @@ impl Drop for Pipeline {
     }
 }
 
-/// A market's engine thread: matches each batch in order and answers with the events.
-fn work(
-    market: u32,
-    engine: &EngineCell,
-    jobs: &mpsc::Receiver<Vec<Job>>,
-    done: &mpsc::Sender<(u32, Matched)>,
-) {
-    while let Ok(batch) = jobs.recv() {
-        let mut guard = engine.lock();
-        let matched: Matched = batch
-            .into_iter()
-            .map(|job| (job.slot, match_on(&mut guard, job.now_ms, &job.command)))
-            .collect();
-        drop(guard);
-        if done.send((market, matched)).is_err() {
-            return;
-        }
+/// A market's engine thread: matches each batch it is handed, unless the sequencer took it
+/// back first, and leaves the result.
+fn work(engine: &EngineCell, handoff: &Handoff) {
+    loop {
+        let jobs = {
+            let mut exchange = handoff.lock();
+            loop {
+                if let Some(jobs) = exchange.jobs.take() {
+                    break jobs;
+                }
+                if exchange.closed {
+                    return;
+                }
+                exchange = handoff
+                    .changed
+                    .wait(exchange)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        };
+        let matched = match_jobs(engine, jobs);
+        handoff.lock().matched = Some(matched);
+        handoff.changed.notify_all();
     }
 }
