@@ -251,15 +251,10 @@ impl State {
             Command::Place { order, signature } => {
                 self.place(seq, now_ms, order, signature, &mut out)
             }
-            Command::Cancel(c) => {
+            Command::Cancel(c) => self.check_cancel(c, now_ms).and_then(|()| {
                 let owner = c.owner.to_bytes();
-                self.check_signed_expiry(c.expiry, now_ms)
-                    .and_then(|()| self.check_exchange(&c.exchange))
-                    .map_err(|(_, reason)| (owner, reason))
-                    .and_then(|()| {
-                        self.cancel_one(now_ms, &owner, c.market_index, c.order_nonce, &mut out)
-                    })
-            }
+                self.cancel_one(now_ms, &owner, c.market_index, c.order_nonce, &mut out)
+            }),
             Command::Replace {
                 cancel,
                 order,

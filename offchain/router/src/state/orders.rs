@@ -338,6 +338,28 @@ impl State {
         }
     }
 
+    /// The checks of a signed cancel that read nothing but the rules and the clock.
+    pub(super) fn check_cancel(&self, c: &Cancel, now_ms: u64) -> Result<(), (Owner, Reject)> {
+        self.check_signed_expiry(c.expiry, now_ms)
+            .and_then(|()| self.check_exchange(&c.exchange))
+            .map_err(|(_, reason)| (c.owner.to_bytes(), reason))
+    }
+
+    /// The order a cancel names: `owner`'s open order `nonce`, in `market`.
+    fn cancel_target(
+        &self,
+        owner: &Owner,
+        market: u32,
+        nonce: u64,
+    ) -> Result<u64, (Owner, Reject)> {
+        self.owners
+            .get(owner)
+            .and_then(|o| o.open.get(&nonce))
+            .copied()
+            .filter(|id| self.orders.get(id).is_some_and(|o| o.market == market))
+            .ok_or((*owner, Reject::UnknownOrder))
+    }
+
     pub(super) fn cancel_one(
         &mut self,
         now_ms: u64,
@@ -346,19 +368,53 @@ impl State {
         nonce: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), (Owner, Reject)> {
-        let order_id = self
-            .owners
-            .get(owner)
-            .and_then(|o| o.open.get(&nonce))
-            .copied()
-            .filter(|id| self.orders.get(id).is_some_and(|o| o.market == market))
-            .ok_or((*owner, Reject::UnknownOrder))?;
-        let command = m::Command::Cancel {
-            user: m::UserId(*owner),
-            target: m::CancelTarget::OrderId(m::OrderId(order_id)),
-        };
-        self.run_engine(market, now_ms, &command, out);
+        let order_id = self.cancel_target(owner, market, nonce)?;
+        self.run_engine(market, now_ms, &cancel_command(owner, order_id), out);
         Ok(())
+    }
+
+    /// Whether cancel `c` can go to its market's engine before the commands in flight ahead
+    /// of it are applied: when its checks pass and the order it names is open now. Those in
+    /// flight may still close that order (fill it); the engine thread then finds it no longer
+    /// resting and leaves it, and at its turn the cancel is refused as a serial run refuses
+    /// it. Returns the market, the order and the engine command.
+    pub(super) fn admit_cancel(&self, now_ms: u64, c: &Cancel) -> Option<(u32, u64, m::Command)> {
+        let owner = c.owner.to_bytes();
+        self.check_cancel(c, now_ms).ok()?;
+        let order_id = self
+            .cancel_target(&owner, c.market_index, c.order_nonce)
+            .ok()?;
+        Some((c.market_index, order_id, cancel_command(&owner, order_id)))
+    }
+
+    /// Applies cancel `seq`, admitted earlier, now that every command before it is applied:
+    /// exactly the serial cancel, with the engine's events (`None`: the order was no longer
+    /// resting when the engine thread came to it). `None` back: the two disagree, which
+    /// [`State::admit_cancel`] rules out.
+    pub(super) fn cancel_matched(
+        &mut self,
+        seq: Seq,
+        now_ms: u64,
+        c: &Cancel,
+        matched: Option<Vec<m::Event>>,
+    ) -> Option<Vec<Event>> {
+        self.last_seq = seq;
+        let owner = c.owner.to_bytes();
+        let target = self
+            .check_cancel(c, now_ms)
+            .and_then(|()| self.cancel_target(&owner, c.market_index, c.order_nonce));
+        let mut out = Vec::new();
+        match (target, matched) {
+            (Ok(_), Some(events)) => {
+                let spec = *self.market(c.market_index)?;
+                for event in events {
+                    self.on_engine_event(&spec, event, &mut out);
+                }
+            }
+            (Err((owner, reason)), None) => out.push(Event::Rejected { owner, reason }),
+            _ => return None,
+        }
+        Some(out)
     }
 
     pub(super) fn cancel_all(
@@ -393,11 +449,7 @@ impl State {
             })
             .unwrap_or_default();
         for (order_id, market) in targets {
-            let command = m::Command::Cancel {
-                user: m::UserId(owner),
-                target: m::CancelTarget::OrderId(m::OrderId(order_id)),
-            };
-            self.run_engine(market, now_ms, &command, out);
+            self.run_engine(market, now_ms, &cancel_command(&owner, order_id), out);
         }
         Ok(())
     }
@@ -424,11 +476,7 @@ impl State {
             .filter_map(|(_, id)| self.orders.get(id).map(|o| (*id, o.market)))
             .collect();
         for (order_id, market) in dead {
-            let command = m::Command::Cancel {
-                user: m::UserId(*owner),
-                target: m::CancelTarget::OrderId(m::OrderId(order_id)),
-            };
-            self.run_engine(market, now_ms, &command, out);
+            self.run_engine(market, now_ms, &cancel_command(owner, order_id), out);
         }
     }
 }
@@ -436,6 +484,14 @@ impl State {
 /// The highest fee for which a fill credits both parties (a fee of at most the notional):
 /// the condition under which [`State::admit`] may run an order ahead of those in flight.
 const MAX_PIPELINED_FEE_BPS: u16 = 10_000;
+
+/// The engine command cancelling `owner`'s order `order_id`.
+pub(super) fn cancel_command(owner: &Owner, order_id: u64) -> m::Command {
+    m::Command::Cancel {
+        user: m::UserId(*owner),
+        target: m::CancelTarget::OrderId(m::OrderId(order_id)),
+    }
+}
 
 /// The engine command placing order `order_id`.
 fn place_command(order_id: u64, order: &Order, owner: &Owner, terms: &Terms) -> m::Command {

@@ -1,8 +1,9 @@
 //! One engine thread per market. The sequencer hands each command to a [`Pipeline`] in
 //! sequence order; a new order that is certain to pass its checks at its turn
-//! ([`State::admit`]) is matched on its market's engine thread while the sequencer goes on
-//! journaling the next commands and syncing the journal; everything else is applied on the
-//! sequencer's thread once the orders before it are. Every command's events are then
+//! ([`State::admit`]), and a cancel of an order open now ([`State::admit_cancel`]), go to
+//! their market's engine thread, which matches them while the sequencer goes on journaling
+//! the next commands and syncing the journal; everything else is applied on the sequencer's
+//! thread once the commands before it are. Every command's events are then
 //! produced in sequence order by the same code a serial replay runs, so the events and the
 //! state are exactly those of [`State::apply`] on the same commands: recovery replays the
 //! journal serially and reaches the same state.
@@ -17,8 +18,7 @@
 use super::book::match_on;
 use super::{EngineCell, State};
 use crate::model::{Command, Event, Owner, Seq, Sig};
-use crate::reject::Reject;
-use kestrel::encoding::Order;
+use kestrel::encoding::{Cancel, Order};
 use kestrel_matcher as m;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -35,15 +35,11 @@ pub enum PipelineError {
     /// A market's engine thread is gone (it panicked).
     #[error("the engine thread of market {0} stopped")]
     EngineStopped(u32),
-    /// An admitted order was refused at its turn. [`State::admit`] rules this out; the state
-    /// is not used after it.
-    #[error("order {seq} was admitted ahead of its turn but refused at it ({reason:?})")]
-    Diverged {
-        /// The order's sequence number.
-        seq: Seq,
-        /// Why it was refused.
-        reason: Reject,
-    },
+    /// A command matched ahead of its turn disagreed with its turn (an admitted order was
+    /// refused). [`State::admit`] and [`State::admit_cancel`] rule this out; the state is not
+    /// used after it.
+    #[error("command {0} was matched ahead of its turn but its turn disagrees")]
+    Diverged(Seq),
     /// An engine thread could not be spawned.
     #[error("spawning an engine thread: {0}")]
     Spawn(std::io::Error),
@@ -107,25 +103,43 @@ enum Slot {
 struct Matching {
     seq: Seq,
     now_ms: u64,
-    order: Order,
-    signature: Sig,
-    matched: Option<Vec<m::Event>>,
+    command: Ahead,
+    /// The engine's outcome, once matched.
+    outcome: Option<Outcome>,
 }
 
-/// One admitted order for an engine thread; `slot` says where its events go.
+/// A command matched ahead of its turn.
+enum Ahead {
+    Place { order: Order, signature: Sig },
+    Cancel(Cancel),
+}
+
+/// What an engine made of a job: its events, or `None` if the job was left because the
+/// order it cancels was no longer resting.
+type Outcome = Option<Vec<m::Event>>;
+
+/// One admitted command for an engine thread; `slot` says where its outcome goes.
 struct Job {
     slot: usize,
     now_ms: u64,
     command: m::Command,
+    /// Apply only if this order is resting (a cancel).
+    resting: Option<u64>,
 }
 
-/// Matched jobs: each job's slot and events.
-type Matched = Vec<(usize, Vec<m::Event>)>;
+/// Matched jobs: each job's slot and outcome.
+type Matched = Vec<(usize, Outcome)>;
 
 fn match_jobs(engine: &EngineCell, jobs: Vec<Job>) -> Matched {
     let mut engine = engine.lock();
     jobs.into_iter()
-        .map(|job| (job.slot, match_on(&mut engine, job.now_ms, &job.command)))
+        .map(|job| {
+            let applies = job
+                .resting
+                .is_none_or(|id| engine.order(m::OrderId(id)).is_some());
+            let outcome = applies.then(|| match_on(&mut engine, job.now_ms, &job.command));
+            (job.slot, outcome)
+        })
         .collect()
 }
 
@@ -216,24 +230,42 @@ impl Pipeline {
         now_ms: u64,
         command: &Command,
     ) -> Result<(), PipelineError> {
-        if let Command::Place { order, signature } = command {
-            if let Some(admitted) = state.admit(seq, now_ms, order, &self.inflight) {
-                self.inflight.add(&admitted);
-                self.admitted = self.admitted.saturating_add(1);
-                self.queued.entry(admitted.market).or_default().push(Job {
-                    slot: self.slots.len(),
-                    now_ms,
-                    command: admitted.command,
-                });
-                self.slots.push(Slot::Matching(Box::new(Matching {
-                    seq,
-                    now_ms,
-                    order: *order,
-                    signature: *signature,
-                    matched: None,
-                })));
-                return Ok(());
+        let ahead = match command {
+            Command::Place { order, signature } => state
+                .admit(seq, now_ms, order, &self.inflight)
+                .map(|admitted| {
+                    self.inflight.add(&admitted);
+                    let job = (admitted.market, admitted.command, None);
+                    let ahead = Ahead::Place {
+                        order: *order,
+                        signature: *signature,
+                    };
+                    (job, ahead)
+                }),
+            Command::Cancel(c) => {
+                state
+                    .admit_cancel(now_ms, c)
+                    .map(|(market, order_id, engine_command)| {
+                        ((market, engine_command, Some(order_id)), Ahead::Cancel(*c))
+                    })
             }
+            _ => None,
+        };
+        if let Some(((market, engine_command, resting), ahead)) = ahead {
+            self.admitted = self.admitted.saturating_add(1);
+            self.queued.entry(market).or_default().push(Job {
+                slot: self.slots.len(),
+                now_ms,
+                command: engine_command,
+                resting,
+            });
+            self.slots.push(Slot::Matching(Box::new(Matching {
+                seq,
+                now_ms,
+                command: ahead,
+                outcome: None,
+            })));
+            return Ok(());
         }
         self.match_queued_here();
         self.apply_matched(state)?;
@@ -242,7 +274,7 @@ impl Pipeline {
         Ok(())
     }
 
-    /// How many orders were admitted ahead of their turn so far.
+    /// How many orders and cancels were admitted ahead of their turn so far.
     pub fn admitted(&self) -> u64 {
         self.admitted
     }
@@ -316,24 +348,30 @@ impl Pipeline {
     }
 
     fn store(&mut self, matched: Matched) {
-        for (slot, events) in matched {
+        for (slot, outcome) in matched {
             if let Some(Slot::Matching(m)) = self.slots.get_mut(slot) {
-                m.matched = Some(events);
+                m.outcome = Some(outcome);
             }
         }
     }
 
-    /// Applies every admitted order, in sequence order (all are matched by now).
+    /// Applies every admitted command, in sequence order (all are matched by now).
     fn apply_matched(&mut self, state: &mut State) -> Result<(), PipelineError> {
         for slot in &mut self.slots {
             let Slot::Matching(m) = slot else {
                 continue;
             };
-            let matched = m.matched.take().unwrap_or_default();
-            let events = state
-                .place_matched(m.seq, m.now_ms, &m.order, &m.signature, matched)
-                .map_err(|(_, reason)| PipelineError::Diverged { seq: m.seq, reason })?;
-            *slot = Slot::Applied(m.seq, events);
+            let (seq, now_ms) = (m.seq, m.now_ms);
+            let outcome = m.outcome.take().ok_or(PipelineError::Diverged(seq))?;
+            let events = match &m.command {
+                Ahead::Place { order, signature } => outcome.and_then(|matched| {
+                    state
+                        .place_matched(seq, now_ms, order, signature, matched)
+                        .ok()
+                }),
+                Ahead::Cancel(c) => state.cancel_matched(seq, now_ms, c, outcome),
+            };
+            *slot = Slot::Applied(seq, events.ok_or(PipelineError::Diverged(seq))?);
         }
         self.inflight.clear();
         Ok(())

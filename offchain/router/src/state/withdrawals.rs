@@ -5,6 +5,7 @@
 //! Every on-chain instruction is keyed by (transaction signature, instruction index) and applied
 //! at most once: a listener that reprocesses history changes nothing.
 
+use super::orders::cancel_command;
 use super::{neg, PendingWithdrawal, State};
 use crate::ledger::Change;
 use crate::model::{
@@ -12,7 +13,6 @@ use crate::model::{
 };
 use crate::reject::Reject;
 use kestrel::encoding::Side;
-use kestrel_matcher as m;
 
 impl State {
     /// Pending → Broadcasting: the operator handed out the co-signed transaction `tx`, valid
@@ -176,11 +176,7 @@ impl State {
             if self.ledger.balance(owner, asset).available >= amount {
                 return;
             }
-            let command = m::Command::Cancel {
-                user: m::UserId(*owner),
-                target: m::CancelTarget::OrderId(m::OrderId(order_id)),
-            };
-            self.run_engine(market, now_ms, &command, out);
+            self.run_engine(market, now_ms, &cancel_command(owner, order_id), out);
         }
     }
 
