@@ -1175,6 +1175,18 @@ fn run(args: &Args) {
         println!("load generator: in the server's process (own runtime, {cores} workers)");
         intake_phases(args, &client_rt, &addr.to_string(), vn, "self");
     }
+    let metrics = api.metrics().render();
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    println!(
+        "engine threads: {} orders and cancels queued ahead of their turn, {} of them matched on their market's engine thread (all phases)",
+        counter("kestrel_api_sequencer_ahead_total "),
+        counter("kestrel_api_sequencer_engine_thread_total ")
+    );
     projection_lag(&server_rt, &api, &maker);
     if args.runs("fanout") {
         fanout(args, &client_rt, &addr.to_string(), &base, &mut maker);

@@ -14,6 +14,7 @@ use crate::snapshot::{Schedule, SnapshotConfig};
 use crate::state::{Pipeline, PipelineError, Rules, State};
 use kestrel_matcher::journal::{JournalConfig, JournalError, JournalWriter};
 use kestrel_matcher::Timestamp;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -117,10 +118,39 @@ pub struct Config {
     pub light_load_below: u32,
 }
 
+/// How the sequencer's commands went through the engine threads ([`Pipeline`]), as totals
+/// since start. Read by the metrics; holding it does not keep the sequencer running.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    ahead: AtomicU64,
+    threaded: AtomicU64,
+}
+
+impl PipelineStats {
+    /// Orders and cancels admitted to an engine queue ahead of their turn.
+    pub fn ahead(&self) -> u64 {
+        self.ahead.load(Ordering::Relaxed)
+    }
+
+    /// Of those, how many their market's engine thread matched (the sequencer matched the
+    /// rest itself: a command it had to apply came right after them, or it was back for
+    /// them before their engine thread was).
+    pub fn threaded(&self) -> u64 {
+        self.threaded.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, pipeline: &Pipeline) {
+        self.ahead.store(pipeline.admitted(), Ordering::Relaxed);
+        self.threaded.store(pipeline.threaded(), Ordering::Relaxed);
+    }
+}
+
 /// A running sequencer.
 pub struct Sequencer {
     /// Submit handle.
     pub handle: Handle,
+    /// Engine-thread counters.
+    pub stats: Arc<PipelineStats>,
     /// The thread; joins with the reason it failed, if it did.
     pub thread: JoinHandle<Result<(), Failure>>,
     /// Commands replayed from the journal at start.
@@ -172,23 +202,22 @@ pub fn start_with(
     let (tx, rx) = mpsc::channel();
     let durable = Arc::new(Mutex::new(replayed_at));
     let raised = durable.clone();
+    let stats = Arc::new(PipelineStats::default());
+    let counted = stats.clone();
     let thread = std::thread::Builder::new()
         .name("kestrel-sequencer".into())
         .spawn(move || {
-            run(
-                state,
-                pipeline,
-                writer,
-                rx,
-                config,
+            let outputs = Outputs {
                 subscribers,
-                schedule,
-                &raised,
-            )
+                durable: &raised,
+                stats: &counted,
+            };
+            run(state, pipeline, writer, rx, config, schedule, &outputs)
         })
         .map_err(StartError::Spawn)?;
     Ok(Sequencer {
         handle: Handle { tx, durable },
+        stats,
         thread,
         replayed,
         snapshot_seq,
@@ -214,16 +243,21 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where the sequencer reports: the projections, the durable position, the counters.
+struct Outputs<'a> {
+    subscribers: Vec<Subscriber>,
+    durable: &'a Mutex<EventAt>,
+    stats: &'a PipelineStats,
+}
+
 fn run(
     mut state: State,
     mut pipeline: Pipeline,
     mut writer: JournalWriter,
     rx: mpsc::Receiver<Request>,
     config: Config,
-    subscribers: Vec<Subscriber>,
     mut schedule: Schedule,
-    durable: &Mutex<EventAt>,
+    outputs: &Outputs<'_>,
 ) -> Result<(), Failure> {
     let mut pending: Vec<Pending> = Vec::new();
     let mut last_ms = 0u64;
@@ -311,6 +345,7 @@ fn run(
             writer.commit_if_due(Instant::now())?
         };
         let applied = pipeline.finish(&mut state)?;
+        outputs.stats.record(&pipeline);
         let fresh = pending.get_mut(first..).unwrap_or_default();
         if fresh.len() != applied.len() {
             return Err(Failure::OutOfStep(fresh.first().map_or(0, |p| p.seq)));
@@ -324,7 +359,7 @@ fn run(
         if committed.is_some() {
             group_since = None;
             if !pending.is_empty() {
-                publish(&mut pending, &subscribers, durable);
+                publish(&mut pending, &outputs.subscribers, outputs.durable);
             }
             schedule.after_commit(&state, Instant::now());
         }

@@ -1,9 +1,13 @@
 //! Prometheus metrics, one registry per running API (so several can run in one process), served
 //! on their own port.
 
+use crate::sequencer::PipelineStats;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
+use std::sync::Arc;
 
 /// The API's metrics.
 #[derive(Clone)]
@@ -96,5 +100,53 @@ impl Metrics {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+/// The sequencer's engine-thread counters, brought up to its totals at each scrape.
+pub struct PipelineCounters {
+    stats: Arc<PipelineStats>,
+    ahead: IntCounter,
+    threaded: IntCounter,
+}
+
+impl PipelineCounters {
+    /// Counters over `stats`.
+    pub fn new(stats: Arc<PipelineStats>) -> Result<PipelineCounters, MetricsError> {
+        Ok(PipelineCounters {
+            stats,
+            ahead: IntCounter::new(
+                "sequencer_ahead_total",
+                "Orders and cancels queued for their market's engine ahead of their turn",
+            )?,
+            threaded: IntCounter::new(
+                "sequencer_engine_thread_total",
+                "Of those, matched on their market's engine thread",
+            )?,
+        })
+    }
+}
+
+impl Collector for PipelineCounters {
+    fn desc(&self) -> Vec<&Desc> {
+        self.ahead
+            .desc()
+            .into_iter()
+            .chain(self.threaded.desc())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        for (counter, total) in [
+            (&self.ahead, self.stats.ahead()),
+            (&self.threaded, self.stats.threaded()),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        self.ahead
+            .collect()
+            .into_iter()
+            .chain(self.threaded.collect())
+            .collect()
     }
 }

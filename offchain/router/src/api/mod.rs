@@ -257,9 +257,11 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     .map_err(|_| StartError::Task)??;
     let sequencer::Sequencer {
         handle,
+        stats,
         thread: sequencer_thread,
         ..
     } = started;
+    metrics.register(Box::new(metrics::PipelineCounters::new(stats)?))?;
     let pool = VerifyPool::start(config.verify_threads)?;
     let limits = Arc::new(Limiters::new(config.limits));
     let (shutdown, shutdown_rx) = watch::channel(false);

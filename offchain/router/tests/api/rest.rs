@@ -567,6 +567,17 @@ async fn metrics_are_served_and_restart_recovers_the_book() {
         "{text}"
     );
     assert!(text.contains("kestrel_api_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"200\"} 1"), "{text}");
+    // The order went to its market's engine queue ahead of its turn (the deposits before it
+    // are applied on the sequencer's thread); whether the engine thread or the sequencer
+    // matched it is up to the scheduler.
+    assert!(
+        text.contains("kestrel_api_sequencer_ahead_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kestrel_api_sequencer_engine_thread_total "),
+        "{text}"
+    );
     // The SQL projection catches up: nothing sequenced is left untaken.
     let mut caught_up = false;
     for _ in 0..200 {
