@@ -440,3 +440,121 @@ fn work(engine: &EngineCell, handoff: &Handoff) {
         handoff.changed.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::market::MarketSpec;
+    use crate::state::Rules;
+    use anchor_lang::prelude::Pubkey;
+    use kestrel::encoding::{OrderType, SelfTrade, Side};
+
+    const NOW_MS: u64 = 1_800_000_000_000;
+
+    fn state() -> State {
+        let spec = MarketSpec {
+            index: 0,
+            base_asset: 0,
+            quote_asset: 1,
+            base_lot_size: 10,
+            tick_size: 1,
+            min_size_lots: 1,
+            max_size_lots: 1_000,
+            min_price_ticks: 1,
+            max_price_ticks: 1_000,
+            maker_fee_bps: 0,
+            taker_fee_bps: 0,
+            max_orders: 16,
+        };
+        State::new(Rules {
+            exchange: Pubkey::new_from_array([9; 32]),
+            assets: vec![
+                Pubkey::new_from_array([1; 32]),
+                Pubkey::new_from_array([2; 32]),
+            ],
+            markets: vec![spec],
+            max_expiry_horizon_secs: 86_400,
+            expiry_margin_secs: 0,
+            max_open_orders: 8,
+        })
+        .unwrap()
+    }
+
+    fn deposit() -> Command {
+        Command::DepositObserved {
+            owner: [7; 32],
+            asset: 0,
+            amount: 1_000,
+            tx: [1; 64],
+            ix_index: 0,
+        }
+    }
+
+    fn sell() -> Command {
+        Command::Place {
+            order: Order {
+                exchange: Pubkey::new_from_array([9; 32]),
+                owner: Pubkey::new_from_array([7; 32]),
+                market_index: 0,
+                side: Side::Sell,
+                order_type: OrderType::Limit,
+                self_trade: SelfTrade::CancelTaker,
+                price_ticks: 100,
+                size_lots: 2,
+                nonce: 1,
+                expiry: 0,
+                client_order_id: 0,
+            },
+            signature: [0; 64],
+        }
+    }
+
+    /// Ends market 0's engine thread and waits for it.
+    fn stop_engine_thread(pipeline: &mut Pipeline) {
+        let worker = pipeline.workers.get_mut(&0).unwrap();
+        worker.handoff.lock().closed = true;
+        worker.handoff.changed.notify_all();
+        worker.thread.take().unwrap().join().unwrap();
+    }
+
+    /// A batch its engine thread never takes is matched by the sequencer: same events.
+    #[test]
+    fn a_batch_no_engine_thread_takes_is_matched_by_the_sequencer() {
+        let mut serial = state();
+        let want = [
+            serial.apply(1, NOW_MS, &deposit()),
+            serial.apply(2, NOW_MS, &sell()),
+        ];
+        let mut state = state();
+        let mut pipeline = Pipeline::start(&state).unwrap();
+        stop_engine_thread(&mut pipeline);
+        pipeline.submit(&mut state, 1, NOW_MS, &deposit()).unwrap();
+        pipeline.submit(&mut state, 2, NOW_MS, &sell()).unwrap();
+        pipeline.dispatch();
+        let applied = pipeline.finish(&mut state).unwrap();
+        assert_eq!(applied, vec![(1, want[0].clone()), (2, want[1].clone())]);
+        assert_eq!((pipeline.admitted(), pipeline.threaded()), (1, 0));
+        assert_eq!(state.state_hash(), serial.state_hash());
+    }
+
+    /// An engine thread that took a batch and ended without answering (it panicked) stops
+    /// the pipeline with a typed error instead of waiting forever.
+    #[test]
+    fn an_engine_thread_gone_with_a_batch_stops_the_pipeline() {
+        let mut state = state();
+        let mut pipeline = Pipeline::start(&state).unwrap();
+        stop_engine_thread(&mut pipeline);
+        pipeline.submit(&mut state, 1, NOW_MS, &deposit()).unwrap();
+        pipeline.submit(&mut state, 2, NOW_MS, &sell()).unwrap();
+        pipeline.dispatch();
+        // As if the thread had taken the batch before it died.
+        let taken = pipeline.workers[&0].handoff.lock().jobs.take();
+        assert!(taken.is_some());
+        match pipeline.finish(&mut state) {
+            Err(PipelineError::EngineStopped(0)) => {}
+            other => panic!("expected EngineStopped(0), got {other:?}"),
+        }
+    }
+}
