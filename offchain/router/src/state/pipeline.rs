@@ -9,11 +9,13 @@
 //! journal serially and reaches the same state.
 //!
 //! Why the result cannot differ: each engine sees its market's commands in sequence order
-//! (admitted orders are matched in their market's queue, and a command applied on the
-//! sequencer's thread first runs every order queued before it); the engine reads nothing but
-//! its own book; and every ledger, order and nonce change is made on the sequencer's thread in
-//! sequence order. Only the admission decision is taken early, and it is conservative: see
-//! [`State::admit`].
+//! (admitted commands are matched in their market's queue, and a command applied on the
+//! sequencer's thread first has every command queued before it matched); the engine reads
+//! nothing but its own book; and every ledger, order and nonce change is made on the
+//! sequencer's thread in sequence order. Only the admission decision is taken early, and it
+//! is conservative ([`State::admit`]); a cancel whose order was filled by a command ahead of
+//! it is left by the engine thread, which checks that the order still rests, and refused at
+//! its turn ([`State::admit_cancel`]).
 
 use super::book::match_on;
 use super::{EngineCell, State};
@@ -96,7 +98,7 @@ impl InFlight {
 enum Slot {
     /// Applied: its events.
     Applied(Seq, Vec<Event>),
-    /// An admitted order, applied once its engine's events are back.
+    /// An admitted command, applied once its engine's outcome is back.
     Matching(Box<Matching>),
 }
 
