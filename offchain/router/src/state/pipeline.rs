@@ -269,6 +269,7 @@ impl Pipeline {
             })));
             return Ok(());
         }
+        self.collect()?;
         self.match_queued_here();
         self.apply_matched(state)?;
         let events = state.apply(seq, now_ms, command);
@@ -288,15 +289,22 @@ impl Pipeline {
         self.threaded
     }
 
-    /// Hands the queued orders to their engine threads.
+    /// Hands the queued commands to their engine threads. A market whose previous batch is
+    /// still out keeps its queue (matched after that batch, in [`Pipeline::finish`]).
     pub fn dispatch(&mut self) {
-        for (market, jobs) in std::mem::take(&mut self.queued) {
-            let Some(worker) = self.workers.get(&market) else {
-                continue;
-            };
-            worker.handoff.lock().jobs = Some(jobs);
-            worker.handoff.changed.notify_all();
-            self.awaiting.push(market);
+        let queued = std::mem::take(&mut self.queued);
+        for (market, jobs) in queued {
+            let worker = self.workers.get(&market);
+            match worker {
+                Some(worker) if !self.awaiting.contains(&market) => {
+                    worker.handoff.lock().jobs = Some(jobs);
+                    worker.handoff.changed.notify_all();
+                    self.awaiting.push(market);
+                }
+                _ => {
+                    self.queued.insert(market, jobs);
+                }
+            }
         }
     }
 
@@ -304,6 +312,22 @@ impl Pipeline {
     /// thread has not started) and applies what is left, in sequence order; returns the
     /// events of every command submitted since the last call, in sequence order.
     pub fn finish(&mut self, state: &mut State) -> Result<Vec<(Seq, Vec<Event>)>, PipelineError> {
+        self.collect()?;
+        self.match_queued_here();
+        self.apply_matched(state)?;
+        let applied = std::mem::take(&mut self.slots)
+            .into_iter()
+            .filter_map(|slot| match slot {
+                Slot::Applied(seq, events) => Some((seq, events)),
+                Slot::Matching(_) => None,
+            })
+            .collect();
+        Ok(applied)
+    }
+
+    /// Waits for every batch handed to an engine thread, or takes it back and matches it here
+    /// if its thread has not started it.
+    fn collect(&mut self) -> Result<(), PipelineError> {
         for market in std::mem::take(&mut self.awaiting) {
             let Some(worker) = self.workers.get(&market) else {
                 continue;
@@ -326,19 +350,10 @@ impl Pipeline {
             };
             self.store(matched);
         }
-        self.match_queued_here();
-        self.apply_matched(state)?;
-        let applied = std::mem::take(&mut self.slots)
-            .into_iter()
-            .filter_map(|slot| match slot {
-                Slot::Applied(seq, events) => Some((seq, events)),
-                Slot::Matching(_) => None,
-            })
-            .collect();
-        Ok(applied)
+        Ok(())
     }
 
-    /// Matches the orders still queued on this thread (a command that must be applied here
+    /// Matches the commands still queued on this thread (a command that must be applied here
     /// comes next, and needs the books as they are after them).
     fn match_queued_here(&mut self) {
         for (market, jobs) in std::mem::take(&mut self.queued) {
@@ -485,16 +500,24 @@ mod tests {
     }
 
     fn deposit() -> Command {
+        deposit_in(1)
+    }
+
+    fn deposit_in(tx: u8) -> Command {
         Command::DepositObserved {
             owner: [7; 32],
             asset: 0,
             amount: 1_000,
-            tx: [1; 64],
+            tx: [tx; 64],
             ix_index: 0,
         }
     }
 
     fn sell() -> Command {
+        sell_nonce(1)
+    }
+
+    fn sell_nonce(nonce: u64) -> Command {
         Command::Place {
             order: Order {
                 exchange: Pubkey::new_from_array([9; 32]),
@@ -505,7 +528,7 @@ mod tests {
                 self_trade: SelfTrade::CancelTaker,
                 price_ticks: 100,
                 size_lots: 2,
-                nonce: 1,
+                nonce,
                 expiry: 0,
                 client_order_id: 0,
             },
@@ -558,5 +581,33 @@ mod tests {
             Err(PipelineError::EngineStopped(0)) => {}
             other => panic!("expected EngineStopped(0), got {other:?}"),
         }
+    }
+
+    /// Commands handed over while a batch is still out (the sequencer does not, but nothing
+    /// in the type stops it) are matched after that batch, and a command applied on this
+    /// thread waits for it: same events as serially.
+    #[test]
+    fn commands_handed_over_while_a_batch_is_out_keep_their_order() {
+        let commands = [
+            deposit(),
+            sell_nonce(1),
+            sell_nonce(2),
+            deposit_in(2),
+            sell_nonce(3),
+        ];
+        let mut serial = state();
+        let want: Vec<(Seq, Vec<Event>)> = (1..)
+            .zip(&commands)
+            .map(|(seq, c)| (seq, serial.apply(seq, NOW_MS, c)))
+            .collect();
+        let mut state = state();
+        let mut pipeline = Pipeline::start(&state).unwrap();
+        for (seq, command) in (1..).zip(&commands) {
+            pipeline.submit(&mut state, seq, NOW_MS, command).unwrap();
+            pipeline.dispatch();
+        }
+        assert_eq!(pipeline.finish(&mut state).unwrap(), want);
+        assert_eq!(pipeline.admitted(), 3);
+        assert_eq!(state.state_hash(), serial.state_hash());
     }
 }
