@@ -536,12 +536,19 @@ mod tests {
         }
     }
 
-    /// Ends market 0's engine thread and waits for it.
-    fn stop_engine_thread(pipeline: &mut Pipeline) {
+    /// A pipeline whose market's engine thread has ended, handed a deposit (applied) and a
+    /// sell (admitted, dispatched).
+    fn handed_over_without_engine_thread() -> (State, Pipeline) {
+        let mut state = state();
+        let mut pipeline = Pipeline::start(&state).unwrap();
         let worker = pipeline.workers.get_mut(&0).unwrap();
         worker.handoff.lock().closed = true;
         worker.handoff.changed.notify_all();
         worker.thread.take().unwrap().join().unwrap();
+        pipeline.submit(&mut state, 1, NOW_MS, &deposit()).unwrap();
+        pipeline.submit(&mut state, 2, NOW_MS, &sell()).unwrap();
+        pipeline.dispatch();
+        (state, pipeline)
     }
 
     /// A batch its engine thread never takes is matched by the sequencer: same events.
@@ -552,12 +559,7 @@ mod tests {
             serial.apply(1, NOW_MS, &deposit()),
             serial.apply(2, NOW_MS, &sell()),
         ];
-        let mut state = state();
-        let mut pipeline = Pipeline::start(&state).unwrap();
-        stop_engine_thread(&mut pipeline);
-        pipeline.submit(&mut state, 1, NOW_MS, &deposit()).unwrap();
-        pipeline.submit(&mut state, 2, NOW_MS, &sell()).unwrap();
-        pipeline.dispatch();
+        let (mut state, mut pipeline) = handed_over_without_engine_thread();
         let applied = pipeline.finish(&mut state).unwrap();
         assert_eq!(applied, vec![(1, want[0].clone()), (2, want[1].clone())]);
         assert_eq!((pipeline.admitted(), pipeline.threaded()), (1, 0));
@@ -568,12 +570,7 @@ mod tests {
     /// the pipeline with a typed error instead of waiting forever.
     #[test]
     fn an_engine_thread_gone_with_a_batch_stops_the_pipeline() {
-        let mut state = state();
-        let mut pipeline = Pipeline::start(&state).unwrap();
-        stop_engine_thread(&mut pipeline);
-        pipeline.submit(&mut state, 1, NOW_MS, &deposit()).unwrap();
-        pipeline.submit(&mut state, 2, NOW_MS, &sell()).unwrap();
-        pipeline.dispatch();
+        let (mut state, mut pipeline) = handed_over_without_engine_thread();
         // As if the thread had taken the batch before it died.
         let taken = pipeline.workers[&0].handoff.lock().jobs.take();
         assert!(taken.is_some());
