@@ -1,8 +1,8 @@
 //! The single sequencer: assigns the global sequence, journals every command (group commit),
-//! applies it to [`State`] through the [`Pipeline`] (new orders match on their market's engine
-//! thread while the sequencer journals the next commands and syncs the journal), and only
-//! then — once the command is durable — acknowledges the client and publishes the command's
-//! events to the projections.
+//! applies it to [`State`] through the [`Pipeline`] (new orders and cancels match on their
+//! market's engine thread while the sequencer journals the next commands and syncs the
+//! journal), and only then — once the command is durable — acknowledges the client and
+//! publishes the command's events to the projections.
 //!
 //! It runs on its own thread. Intake talks to it through a [`Handle`]; when every handle is
 //! dropped it commits what is pending, acknowledges it and stops (graceful shutdown).
