@@ -38,8 +38,8 @@ pub enum PipelineError {
     #[error("the engine thread of market {0} stopped")]
     EngineStopped(u32),
     /// A command matched ahead of its turn disagreed with its turn (an admitted order was
-    /// refused). [`State::admit`] and [`State::admit_cancel`] rule this out; the state is not
-    /// used after it.
+    /// refused). The admission rules (module docs) rule this out; the state is not used
+    /// after it.
     #[error("command {0} was matched ahead of its turn but its turn disagrees")]
     Diverged(Seq),
     /// An engine thread could not be spawned.
