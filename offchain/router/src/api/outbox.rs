@@ -9,6 +9,7 @@
 
 use super::error::ApiError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -86,7 +87,7 @@ impl Outbox {
     /// for, drops whatever is left and sends the close frame. `Err` ends the connection.
     pub(super) async fn flush(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut SplitSink<WebSocket, Message>,
         timeout: Duration,
     ) -> Result<(), Ended> {
         if let Some((code, reason)) = self.close {

@@ -2,10 +2,11 @@
 //! signed challenge, resumption from a position with no gap, heartbeats, order entry, and an
 //! optional cancel-on-disconnect. The wire format is in docs/protocol.md ("WebSocket").
 //!
-//! Each connection is one task that reads the client, takes the feed (only while it subscribes
-//! to something) and writes: its outbound
-//! messages queue in a bounded outbox (`api/outbox.rs`) and go out together, one
-//! flush per burst. A consumer that overflows the queue, does not take a write in time, or
+//! Each connection is a task that takes the client's messages, the feed (only while it
+//! subscribes to something) and the answers, and writes: its outbound messages queue in a
+//! bounded outbox (`api/outbox.rs`) and go out together, one flush per burst. A second task
+//! reads the client's messages ahead into a small queue, so that the first, woken for every
+//! feed batch, never polls the socket for input it does not have. A consumer that overflows the queue, does not take a write in time, or
 //! falls behind the feed's broadcast is disconnected with the reason `slow_consumer`, so one
 //! slow client never slows the feed for the others.
 
@@ -22,6 +23,8 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::{Signature, VerifyingKey};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -187,8 +190,11 @@ struct Connection {
     limiter: DefaultDirectRateLimiter,
 }
 
-async fn run(shared: Arc<Shared>, mut socket: WebSocket, ip_slot: Slot<IpAddr>) {
+async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
     let config = shared.ws;
+    let (mut socket, stream) = socket.split();
+    let (incoming_tx, mut incoming) = mpsc::channel(INCOMING_QUEUE);
+    let reader = tokio::spawn(read_client(stream, incoming_tx));
     let (replies, mut reply_rx) = mpsc::channel(config.queue.max(1));
     let rate = shared.limits.config.ws_messages_per_sec;
     let mut conn = Connection {
@@ -218,8 +224,8 @@ async fn run(shared: Arc<Shared>, mut socket: WebSocket, ip_slot: Slot<IpAddr>) 
             break Some(ended);
         }
         tokio::select! {
-            incoming = socket.recv() => match incoming {
-                Some(Ok(message)) => {
+            message = incoming.recv() => match message {
+                Some(message) => {
                     last_seen = Instant::now();
                     if !conn.on_message(message).await {
                         break None;
@@ -269,13 +275,14 @@ async fn run(shared: Arc<Shared>, mut socket: WebSocket, ip_slot: Slot<IpAddr>) 
     // unread input makes the kernel send a reset, which can discard the close frame (and its
     // reason) before the client reads it.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(message)) = socket.recv().await {
+        while let Some(message) = incoming.recv().await {
             if matches!(message, Message::Close(_)) {
                 break;
             }
         }
     })
     .await;
+    reader.abort();
     shared.metrics.ws_connections.dec();
     drop(ip_slot);
 }
@@ -558,6 +565,21 @@ impl Connection {
             }
         }
         true
+    }
+}
+
+/// Client messages read ahead of the connection's loop. Reading stops (and TCP pushes back)
+/// while these are waiting.
+const INCOMING_QUEUE: usize = 16;
+
+/// Reads the client's messages into `incoming`, on its own task: the connection's loop, woken
+/// for every feed batch, then polls a channel instead of the socket (each poll of the socket
+/// zero-fills the read buffer and re-registers for readiness).
+async fn read_client(mut stream: SplitStream<WebSocket>, incoming: mpsc::Sender<Message>) {
+    while let Some(Ok(message)) = stream.next().await {
+        if incoming.send(message).await.is_err() {
+            return;
+        }
     }
 }
 
