@@ -177,8 +177,8 @@ struct Request {
 struct Connection {
     shared: Arc<Shared>,
     out: Outbox,
-    /// Answers of the tasks that submit this connection's commands.
-    replies: mpsc::Sender<Message>,
+    /// Where the tasks that submit this connection's commands leave their answers.
+    inputs: mpsc::Sender<Input>,
     nonce: [u8; 32],
     owner: Option<Owner>,
     user_slot: Option<Slot<Owner>>,
@@ -193,14 +193,13 @@ struct Connection {
 async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
     let config = shared.ws;
     let (mut socket, stream) = socket.split();
-    let (incoming_tx, mut incoming) = mpsc::channel(INCOMING_QUEUE);
-    let reader = tokio::spawn(read_client(stream, incoming_tx));
-    let (replies, mut reply_rx) = mpsc::channel(config.queue.max(1));
+    let (inputs, mut inbox) = mpsc::channel(config.queue.max(1));
+    let reader = tokio::spawn(read_client(stream, inputs.clone()));
     let rate = shared.limits.config.ws_messages_per_sec;
     let mut conn = Connection {
         shared: shared.clone(),
         out: Outbox::new(config.queue),
-        replies,
+        inputs,
         nonce: rand::random(),
         owner: None,
         user_slot: None,
@@ -224,24 +223,20 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
             break Some(ended);
         }
         tokio::select! {
-            message = incoming.recv() => match message {
-                Some(message) => {
-                    last_seen = Instant::now();
-                    if !conn.on_message(message).await {
-                        break None;
-                    }
-                }
-                _ => break None,
-            },
             batch = next_batch(&mut conn.feed) => conn.on_feed(batch),
-            Some(reply) = reply_rx.recv() => {
-                // Answers that are already waiting go out in the same flush.
-                let mut next = Some(reply);
-                while let Some(reply) = next {
-                    if !conn.out.send(reply) {
+            input = inbox.recv() => {
+                // Answers already waiting behind it are taken too, to go out in one flush.
+                let mut next = input;
+                let mut flow = Flow::Go;
+                while let Some(input) = next.take() {
+                    flow = conn.take(input, &mut last_seen).await;
+                    if flow != Flow::Go {
                         break;
                     }
-                    next = reply_rx.try_recv().ok();
+                    next = inbox.try_recv().ok();
+                }
+                if flow == Flow::End {
+                    break None;
                 }
             }
             _ = ping.tick() => {
@@ -275,8 +270,8 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
     // unread input makes the kernel send a reset, which can discard the close frame (and its
     // reason) before the client reads it.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(message) = incoming.recv().await {
-            if matches!(message, Message::Close(_)) {
+        while let Some(input) = inbox.recv().await {
+            if matches!(input, Input::Client(Message::Close(_)) | Input::ClientGone) {
                 break;
             }
         }
@@ -287,7 +282,51 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
     drop(ip_slot);
 }
 
+/// What the connection's loop takes besides the feed, in one queue (one poll per wake-up).
+enum Input {
+    /// A client message, read ahead by [`read_client`].
+    Client(Message),
+    /// The client's side ended (it closed, or the socket failed).
+    ClientGone,
+    /// The answer to one of the connection's commands.
+    Reply(Message),
+}
+
+/// What taking an input leaves the loop to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Take what else is waiting.
+    Go,
+    /// Flush before taking more: after a client message (as many answers as messages may be
+    /// queued, one message's worth at a time), or when the outbox is closing.
+    Flush,
+    /// End the connection.
+    End,
+}
+
 impl Connection {
+    /// Takes one input.
+    async fn take(&mut self, input: Input, last_seen: &mut Instant) -> Flow {
+        match input {
+            Input::Client(message) => {
+                *last_seen = Instant::now();
+                if self.on_message(message).await {
+                    Flow::Flush
+                } else {
+                    Flow::End
+                }
+            }
+            Input::ClientGone => Flow::End,
+            Input::Reply(reply) => {
+                if self.out.send(reply) {
+                    Flow::Go
+                } else {
+                    Flow::Flush
+                }
+            }
+        }
+    }
+
     /// Handles one client message; false ends the connection.
     async fn on_message(&mut self, message: Message) -> bool {
         let text = match message {
@@ -459,7 +498,7 @@ impl Connection {
 
     fn submit(&self, kind: Kind, request: Request) -> bool {
         let shared = self.shared.clone();
-        let replies = self.replies.clone();
+        let inputs = self.inputs.clone();
         tokio::spawn(async move {
             let body = SignedBody {
                 message: request.message,
@@ -479,7 +518,7 @@ impl Connection {
             };
             // Waits for room rather than dropping an answer: the connection drains replies
             // with every flush, and closing the connection ends the wait.
-            let _ = replies.send(Message::Text(reply.into())).await;
+            let _ = inputs.send(Input::Reply(Message::Text(reply.into()))).await;
         });
         true
     }
@@ -568,19 +607,17 @@ impl Connection {
     }
 }
 
-/// Client messages read ahead of the connection's loop. Reading stops (and TCP pushes back)
-/// while these are waiting.
-const INCOMING_QUEUE: usize = 16;
-
-/// Reads the client's messages into `incoming`, on its own task: the connection's loop, woken
-/// for every feed batch, then polls a channel instead of the socket (each poll of the socket
-/// zero-fills the read buffer and re-registers for readiness).
-async fn read_client(mut stream: SplitStream<WebSocket>, incoming: mpsc::Sender<Message>) {
+/// Reads the client's messages into the connection's inputs, on its own task: the
+/// connection's loop, woken for every feed batch, then polls its queue instead of the socket
+/// (each poll of the socket zero-fills the read buffer and re-registers for readiness).
+/// Reading stops (and TCP pushes back) while the queue is full.
+async fn read_client(mut stream: SplitStream<WebSocket>, inputs: mpsc::Sender<Input>) {
     while let Some(Ok(message)) = stream.next().await {
-        if incoming.send(message).await.is_err() {
+        if inputs.send(Input::Client(message)).await.is_err() {
             return;
         }
     }
+    let _ = inputs.send(Input::ClientGone).await;
 }
 
 /// The next batch of the feed; never ready while the connection subscribes to nothing.
