@@ -2,11 +2,11 @@
 //! signed challenge, resumption from a position with no gap, heartbeats, order entry, and an
 //! optional cancel-on-disconnect. The wire format is in docs/protocol.md ("WebSocket").
 //!
-//! Each connection is a task that takes the client's messages, the feed (only while it
-//! subscribes to something) and the answers, and writes: its outbound messages queue in a
-//! bounded outbox (`api/outbox.rs`) and go out together, one flush per burst. A second task
-//! reads the client's messages ahead into a small queue, so that the first, woken for every
-//! feed batch, never polls the socket for input it does not have. A consumer that overflows the queue, does not take a write in time, or
+//! Each connection is a task that takes the feed (only while it subscribes to something) and
+//! one input queue — the client's messages, read ahead by a second task, and the answers of
+//! its commands — and writes: its outbound messages queue in a bounded outbox
+//! (`api/outbox.rs`) and go out together, one flush per burst. Woken for every feed batch, it
+//! polls one queue, never the socket for input it does not have. A consumer that overflows the queue, does not take a write in time, or
 //! falls behind the feed's broadcast is disconnected with the reason `slow_consumer`, so one
 //! slow client never slows the feed for the others.
 
