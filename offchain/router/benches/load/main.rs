@@ -10,7 +10,8 @@
 //! - `http-max` / `ws-max`: closed loop, each client keeps a window of requests in flight;
 //! - `fanout`: S WebSocket subscribers to `book:1` in a child process (the file-descriptor limit
 //!   is per process), then a stream of book-changing orders; delivery latency from each order's
-//!   send and from its acknowledgement to every subscriber's receipt.
+//!   send and from its acknowledgement to every subscriber's receipt, against a reference
+//!   server that only writes pre-framed messages, measured in the same run (`fanout.rs`).
 //!
 //! Orders are signed before the clock starts (the load generator shares the cores with the
 //! server; signing is the client's cost, not the router's). The mix per client cycle of 10:
@@ -44,11 +45,12 @@ use kestrel_router::api::{self, ApiConfig};
 use kestrel_router::market::MarketSpec;
 use kestrel_router::model::Command;
 use kestrel_router::state::Rules;
-use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message;
+
+mod fanout;
 
 const BASE: u8 = 0;
 const QUOTE: u8 = 1;
@@ -158,6 +160,13 @@ fn unix_ns() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
+}
+
+/// The load clients' WebSocket settings: a small read buffer, as the SDK's, since tungstenite
+/// zero-fills the buffer's free space before every read (128 KiB by default, which made the
+/// clients, not the server, the larger part of the machine's time).
+fn client_ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
 
 fn histogram() -> Histogram<u64> {
@@ -847,159 +856,6 @@ async fn ws_phase(
     collected
 }
 
-// ---------------------------------------------------------------- fan-out
-
-/// The subscriber side, in its own process: connects `subs` subscribers to `book:<market>`,
-/// prints `READY`, records every book event's seq and receipt time, and after reading the
-/// orders' `seq send_ns ack_ns` lines and `END` on stdin prints the delivery latencies.
-/// One subscriber's receipts: (seq, unix ns).
-type Log = Arc<Mutex<Vec<(u64, u64)>>>;
-
-/// The load clients' WebSocket settings: a small read buffer, as the SDK's, since tungstenite
-/// zero-fills the buffer's free space before every read (128 KiB by default, which made the
-/// clients, not the server, the larger part of the machine's time).
-fn client_ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
-}
-
-fn fanout_child(addr: &str, subs: usize, market: u32) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let url = format!("ws://{addr}/v1/ws");
-        let received = Arc::new(AtomicU64::new(0));
-        let logs: Arc<Mutex<Vec<Log>>> = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<bool>(subs.max(1));
-        let gate = Arc::new(tokio::sync::Semaphore::new(256));
-        let started = Instant::now();
-        let mut handles = Vec::new();
-        for _ in 0..subs {
-            let log = Arc::new(Mutex::new(Vec::with_capacity(256)));
-            logs.lock().unwrap().push(log.clone());
-            let (url, received, ready, gate) = (
-                url.clone(),
-                received.clone(),
-                ready_tx.clone(),
-                gate.clone(),
-            );
-            handles.push(tokio::spawn(async move {
-                let permit = gate.acquire_owned().await.unwrap();
-                let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(
-                    &url,
-                    Some(client_ws_config()),
-                    true,
-                )
-                .await
-                else {
-                    let _ = ready.send(false).await;
-                    return;
-                };
-                let sub = format!(r#"{{"op":"subscribe","channels":["book:{market}"]}}"#);
-                ws.send(Message::text(sub)).await.unwrap();
-                let mut permit = Some(permit);
-                while let Some(Ok(message)) = ws.next().await {
-                    let Message::Text(text) = message else {
-                        continue;
-                    };
-                    let now = unix_ns();
-                    if permit.is_some() {
-                        if text.as_str().contains(r#""type":"snapshot""#) {
-                            drop(permit.take());
-                            let _ = ready.send(true).await;
-                        }
-                        continue;
-                    }
-                    let text = text.as_str();
-                    if let Some(at) = text.find(r#""seq":"#) {
-                        let digits: String = text[at + 6..]
-                            .chars()
-                            .take_while(char::is_ascii_digit)
-                            .collect();
-                        if let Ok(seq) = digits.parse() {
-                            log.lock().unwrap().push((seq, now));
-                            received.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }));
-        }
-        drop(ready_tx);
-        let (mut ok, mut failed) = (0usize, 0usize);
-        while let Some(r) = ready_rx.recv().await {
-            if r {
-                ok += 1;
-            } else {
-                failed += 1;
-            }
-            if ok + failed == subs {
-                break;
-            }
-        }
-        println!("READY {ok} {failed} {:.2}", started.elapsed().as_secs_f64());
-        std::io::stdout().flush().unwrap();
-        // The orders (`seq send_ns ack_ns`), then END.
-        let orders = tokio::task::spawn_blocking(|| {
-            let mut orders = std::collections::HashMap::new();
-            for line in std::io::stdin().lock().lines() {
-                let line = line.unwrap();
-                if line == "END" {
-                    break;
-                }
-                let v: Vec<u64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
-                orders.insert(v[0], (v[1], v[2]));
-            }
-            orders
-        })
-        .await
-        .unwrap();
-        let expected = (orders.len() * ok) as u64;
-        let mut last = (received.load(Ordering::Relaxed), Instant::now());
-        let wait_from = Instant::now();
-        while received.load(Ordering::Relaxed) < expected
-            && wait_from.elapsed() < Duration::from_secs(20)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let now = received.load(Ordering::Relaxed);
-            if now != last.0 {
-                last = (now, Instant::now());
-            } else if last.1.elapsed() > Duration::from_secs(3) {
-                break;
-            }
-        }
-        let (mut from_send, mut from_ack) = (histogram(), histogram());
-        let mut delivered = 0u64;
-        for log in logs.lock().unwrap().iter() {
-            for (seq, at) in log.lock().unwrap().iter() {
-                if let Some((sent, acked)) = orders.get(seq) {
-                    delivered += 1;
-                    from_send.saturating_record((at.saturating_sub(*sent) / 1_000).max(1));
-                    from_ack.saturating_record((at.saturating_sub(*acked) / 1_000).max(1));
-                }
-            }
-        }
-        println!(
-            "DELIVERED {delivered} of {expected} ({} orders x {ok} subscribers)",
-            orders.len()
-        );
-        println!(
-            "  delivery latency from order send: {}",
-            percentiles(&from_send)
-        );
-        println!(
-            "  delivery latency from order ack:  {}",
-            percentiles(&from_ack)
-        );
-        std::io::stdout().flush().unwrap();
-        for h in &handles {
-            h.abort();
-        }
-    });
-}
-
-/// How far the SQL projection (written off the hot path) is behind once intake stops: one
 /// more command is sequenced, then the store's cursor is polled until it reaches it.
 fn projection_lag(rt: &tokio::runtime::Runtime, api: &api::Api, maker: &Wallet) {
     let stopped = Instant::now();
@@ -1031,7 +887,12 @@ fn projection_lag(rt: &tokio::runtime::Runtime, api: &api::Api, maker: &Wallet) 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("--fanout-child") {
-        fanout_child(&argv[2], argv[3].parse().unwrap(), argv[4].parse().unwrap());
+        fanout::child(
+            &argv[2],
+            argv[3].parse().unwrap(),
+            argv[4].parse().unwrap(),
+            &argv[5],
+        );
         return;
     }
     if argv.get(1).map(String::as_str) == Some("--load-child") {
@@ -1189,7 +1050,7 @@ fn run(args: &Args) {
     );
     projection_lag(&server_rt, &api, &maker);
     if args.runs("fanout") {
-        fanout(args, &client_rt, &addr.to_string(), &base, &mut maker);
+        fanout::fanout(args, &client_rt, &addr.to_string(), &base, &mut maker);
     }
     drop(client_rt);
     let started = Instant::now();
@@ -1289,72 +1150,4 @@ fn intake_phases(
         report(&name, &stats, elapsed, false, vn);
         cpu.report(stats.counts.acked());
     }
-}
-
-fn fanout(
-    args: &Args,
-    client_rt: &tokio::runtime::Runtime,
-    addr: &str,
-    base: &str,
-    maker: &mut Wallet,
-) {
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--fanout-child", addr, &args.subs.to_string(), "1"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.next().unwrap().unwrap();
-    let parts: Vec<&str> = ready.split(' ').collect();
-    println!(
-        "fanout: {} subscribers to book:1 connected ({} failed) in {} s, in a child process",
-        parts[1], parts[2], parts[3]
-    );
-    let ops: Vec<String> = (0..args.fanout_orders as u64)
-        .map(|j| {
-            let bytes = maker.order(1, Side::Sell, OrderType::Limit, 2 * MID + j, 1);
-            maker.signed_json(&bytes)
-        })
-        .collect();
-    let step = Duration::from_nanos(1_000_000_000 / args.fanout_rate.max(1));
-    let acks = client_rt.block_on(async {
-        let client = reqwest::Client::new();
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for (j, body) in ops.into_iter().enumerate() {
-            tokio::time::sleep_until((start + step * j as u32).into()).await;
-            let req = client
-                .post(format!("{base}/v1/orders"))
-                .header("content-type", "application/json")
-                .body(body);
-            tasks.push(tokio::spawn(async move {
-                let sent = unix_ns();
-                let bytes = req.send().await.unwrap().bytes().await.unwrap();
-                let acked = unix_ns();
-                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                (v["seq"].as_u64().unwrap(), sent, acked)
-            }));
-        }
-        let mut acks = Vec::new();
-        for t in tasks {
-            acks.push(t.await.unwrap());
-        }
-        acks
-    });
-    println!(
-        "fanout: {} book-changing orders at {}/s, each acknowledged",
-        acks.len(),
-        args.fanout_rate
-    );
-    let mut stdin = child.stdin.take().unwrap();
-    for (seq, sent, acked) in &acks {
-        writeln!(stdin, "{seq} {sent} {acked}").unwrap();
-    }
-    writeln!(stdin, "END").unwrap();
-    drop(stdin);
-    for line in lines {
-        println!("fanout: {}", line.unwrap());
-    }
-    child.wait().unwrap();
 }
