@@ -1,5 +1,6 @@
 //! Signature checks before the sequencer, inline on the calling task and on a thread pool: the
-//! same verdicts either way, for valid, forged, malformed and mismatched messages.
+//! same verdicts either way, for valid, forged, malformed and mismatched messages, whether the
+//! owner's key was decompressed before (the per-thread key cache) or not.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use anchor_lang::prelude::Pubkey;
@@ -7,7 +8,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use kestrel::encoding::{Cancel, Order, OrderType, SelfTrade, Side};
 use kestrel_router::model::Command;
 use kestrel_router::reject::Reject;
-use kestrel_router::verify::{Signed, VerifyPool};
+use kestrel_router::verify::{KeyCache, Signed, VerifyPool};
 
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
@@ -93,6 +94,30 @@ async fn check_verdicts(pool: &VerifyPool) {
         Err(Reject::BadSignature)
     );
 
+    // Its owner's key is cached now: the same verdicts again.
+    assert!(matches!(
+        pool.verify(Signed::Order(bytes.clone(), signature))
+            .await
+            .unwrap(),
+        Ok(Command::Place { .. })
+    ));
+    assert_eq!(
+        pool.verify(Signed::Order(bytes.clone(), forged))
+            .await
+            .unwrap(),
+        Err(Reject::BadSignature)
+    );
+
+    // An owner whose bytes are not a curve point.
+    let mut pointless = bytes.clone();
+    pointless[48..80].copy_from_slice(&not_a_point());
+    assert_eq!(
+        pool.verify(Signed::Order(pointless, signature))
+            .await
+            .unwrap(),
+        Err(Reject::BadSignature)
+    );
+
     // An order's bytes presented as a cancel, and a truncated order.
     assert_eq!(
         pool.verify(Signed::Cancel(bytes.clone(), signature))
@@ -168,4 +193,52 @@ async fn pooled_verification_gives_the_verdicts_under_concurrency() {
             other => panic!("unexpected verdict {other:?}"),
         }
     }
+}
+
+/// 32 bytes that do not decompress to a point of the curve.
+fn not_a_point() -> [u8; 32] {
+    (0..=255u8)
+        .map(|b| [b; 32])
+        .find(|bytes| ed25519_dalek::VerifyingKey::from_bytes(bytes).is_err())
+        .unwrap()
+}
+
+#[test]
+fn a_cached_key_verifies_exactly_as_a_fresh_one() {
+    let alice = key(1);
+    let bytes = order(&alice, 7);
+    let signature = ed25519_dalek::Signature::from_bytes(&sign(&alice, &bytes));
+    let forged = ed25519_dalek::Signature::from_bytes(&sign(&key(2), &bytes));
+    let owner = alice.verifying_key().to_bytes();
+    let mut cache = KeyCache::new(4);
+    for _ in 0..2 {
+        let key = cache.key(&owner).unwrap();
+        assert_eq!(key.to_bytes(), owner);
+        assert!(key.verify_strict(&bytes, &signature).is_ok());
+        assert!(key.verify_strict(&bytes, &forged).is_err());
+        assert!(key.verify_strict(&bytes[1..], &signature).is_err());
+    }
+    assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn bytes_that_are_not_a_point_are_refused_and_never_cached() {
+    let mut cache = KeyCache::new(4);
+    assert!(cache.key(&not_a_point()).is_err());
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn the_key_cache_never_holds_more_than_its_capacity() {
+    let mut cache = KeyCache::new(3);
+    for seed in 1..=10u8 {
+        let owner = key(seed).verifying_key().to_bytes();
+        assert_eq!(cache.key(&owner).unwrap().to_bytes(), owner);
+        assert!(cache.len() <= 3, "{} keys held", cache.len());
+    }
+    // The newest key survives the restart of a full cache.
+    let newest = key(10).verifying_key().to_bytes();
+    let held = cache.len();
+    assert_eq!(cache.key(&newest).unwrap().to_bytes(), newest);
+    assert_eq!(cache.len(), held);
 }
