@@ -496,6 +496,9 @@ struct Cpu {
     verify: u64,
     /// Of which the SQLite workers (the SQL projection and the API's reads).
     sql: u64,
+    /// Of which the sequencer thread: the one serial stage, so its time per order bounds
+    /// the throughput of any machine.
+    sequencer: u64,
     /// The load generator (the rest of this process, or all of it as the child).
     generator: u64,
 }
@@ -519,6 +522,10 @@ impl Cpu {
             if name.starts_with("sqlx-") {
                 cpu.sql += ticks;
             }
+            // Thread names are cut to 15 bytes: "kestrel-sequenc".
+            if name.starts_with("kestrel-sequenc") {
+                cpu.sequencer += ticks;
+            }
         }
         if router != "self" {
             cpu.generator = thread_ticks("self").iter().map(|(_, t)| t).sum();
@@ -531,6 +538,7 @@ impl Cpu {
             router: self.router.saturating_sub(before.router),
             verify: self.verify.saturating_sub(before.verify),
             sql: self.sql.saturating_sub(before.sql),
+            sequencer: self.sequencer.saturating_sub(before.sequencer),
             generator: self.generator.saturating_sub(before.generator),
         }
     }
@@ -538,12 +546,14 @@ impl Cpu {
     fn report(&self, orders: u64) {
         let per = |ticks: u64| ticks as f64 * 10_000.0 / orders.max(1) as f64;
         println!(
-            "  CPU per acknowledged order: router {:.0} µs (verification {:.0}, SQLite {:.0}), load generator {:.0} µs; the router alone would use {:.2} cores at 20,000 orders/s",
+            "  CPU per acknowledged order: router {:.0} µs (verification {:.0}, SQLite {:.0}, sequencer thread {:.1}), load generator {:.0} µs; the router alone would use {:.2} cores at 20,000 orders/s, and its serial stage caps it at ~{:.0} orders/s",
             per(self.router),
             per(self.verify),
             per(self.sql),
+            per(self.sequencer),
             per(self.generator),
-            per(self.router) * 20_000.0 / 1_000_000.0
+            per(self.router) * 20_000.0 / 1_000_000.0,
+            1_000_000.0 / per(self.sequencer).max(0.1)
         );
     }
 }
