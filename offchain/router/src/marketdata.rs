@@ -812,7 +812,7 @@ pub fn hex_wallets(value: &mut serde_json::Value) {
         for key in ["owner", "maker", "taker"] {
             if let Some(field) = map.get_mut(key) {
                 if let Ok(bytes) = serde_json::from_value::<Owner>(field.clone()) {
-                    *field = serde_json::Value::String(hex::encode(bytes));
+                    *field = serde_json::Value::String(crate::model::to_hex(&bytes));
                 }
             }
         }

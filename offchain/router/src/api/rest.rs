@@ -225,7 +225,7 @@ async fn markets(State(shared): AppState) -> ApiResult {
         })
         .collect();
     Ok(Json(serde_json::json!({
-        "exchange": hex::encode(rules.exchange.to_bytes()),
+        "exchange": crate::model::to_hex(&rules.exchange.to_bytes()),
         "assets": rules.assets.iter().enumerate().map(|(index, mint)| serde_json::json!({
             "index": index,
             "mint": mint.to_string(),
@@ -441,7 +441,7 @@ async fn deposits(State(shared): AppState, P(tx): P<String>) -> ApiResult {
         ));
     }
     let mut value = serde_json::json!({
-        "tx": hex::encode(tx),
+        "tx": crate::model::to_hex(&tx),
         "status": "credited",
         "deposits": rows,
     });

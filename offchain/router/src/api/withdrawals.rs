@@ -203,7 +203,7 @@ pub async fn transaction(
         "withdrawal_id": id,
         "seq": ack.seq,
         "transaction": cosigned.transaction_base64,
-        "cosignature": hex::encode(cosigned.cosignature),
+        "cosignature": crate::model::to_hex(&cosigned.cosignature),
         "last_valid_block_height": cosigned.last_valid_block_height,
     }))
 }

@@ -217,7 +217,7 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
     let mut ping = tokio::time::interval(config.ping_interval);
     let mut last_seen = Instant::now();
     conn.out
-        .json(serde_json::json!({"type": "challenge", "nonce": hex::encode(conn.nonce)}));
+        .json(serde_json::json!({"type": "challenge", "nonce": crate::model::to_hex(&conn.nonce)}));
     let ended = loop {
         if let Err(ended) = conn.out.flush(&mut socket, config.idle_timeout).await {
             break Some(ended);
@@ -410,9 +410,9 @@ impl Connection {
         })?;
         self.owner = Some(owner);
         self.user_slot = Some(slot);
-        Ok(self
-            .out
-            .json(serde_json::json!({"type": "authenticated", "owner": hex::encode(owner)})))
+        Ok(self.out.json(
+            serde_json::json!({"type": "authenticated", "owner": crate::model::to_hex(&owner)}),
+        ))
     }
 
     fn subscribe(

@@ -178,7 +178,9 @@ impl<F: SerializeStruct> SerializeStruct for Fields<'_, F> {
         match key {
             "owner" | "maker" | "taker" => {
                 if let Ok(Some(Captured::Key(wallet))) = value.serialize(Capture) {
-                    return self.inner.serialize_field(key, &hex::encode(wallet));
+                    return self
+                        .inner
+                        .serialize_field(key, &crate::model::to_hex(&wallet));
                 }
             }
             "market" => {

@@ -22,7 +22,7 @@ impl State {
         if self.deposits.contains(&(*tx, ix_index)) {
             return Ok(());
         }
-        let id = format!("{}:{}", hex::encode(tx), ix_index);
+        let id = format!("{}:{}", crate::model::to_hex(tx), ix_index);
         self.ledger
             .change(
                 owner,
@@ -36,7 +36,7 @@ impl State {
             owner: *owner,
             asset,
             amount,
-            tx: hex::encode(tx),
+            tx: crate::model::to_hex(tx),
             ix_index,
         });
         Ok(())
@@ -164,7 +164,7 @@ impl PendingWithdrawal {
             amount: self.amount,
             status,
             kind: self.kind,
-            tx: self.tx.map(hex::encode),
+            tx: self.tx.map(|tx| crate::model::to_hex(&tx)),
             last_valid_block_height: self.last_valid_block_height,
         }
     }

@@ -179,8 +179,8 @@ impl State {
             expiry: order.expiry,
             client_order_id: order.client_order_id,
             order_type: order.order_type as u8,
-            signed: hex::encode(order.encode()),
-            signature: hex::encode(signature),
+            signed: crate::model::to_hex(&order.encode()),
+            signature: crate::model::to_hex(signature),
         });
         self.orders.insert(
             order_id,
@@ -312,8 +312,8 @@ impl State {
                 size_lots: order.size_lots,
                 expiry: order.expiry,
                 kept_priority: false,
-                signed: hex::encode(order.encode()),
-                signature: hex::encode(signature),
+                signed: crate::model::to_hex(&order.encode()),
+                signature: crate::model::to_hex(signature),
             },
         });
         let command = m::Command::Replace(m::ReplaceOrder {

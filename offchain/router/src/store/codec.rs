@@ -168,7 +168,7 @@ pub(super) fn dec(value: impl ToString) -> String {
 
 /// A wallet as stored: lowercase hex.
 pub(super) fn owner_hex(owner: &Owner) -> String {
-    hex::encode(owner)
+    crate::model::to_hex(owner)
 }
 
 /// Reads an integer column into a narrower or unsigned type.

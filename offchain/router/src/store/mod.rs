@@ -235,7 +235,7 @@ impl Store {
             out.push(TableDigest {
                 table,
                 rows: rows.len(),
-                sha256: hex::encode(hasher.finalize()),
+                sha256: crate::model::to_hex(&hasher.finalize()),
             });
         }
         Ok(out)

@@ -237,7 +237,7 @@ fn order_values(row: &OrderRow) -> Result<Vec<Value>, StoreError> {
     Ok(vec![
         Value::Int(int("order_id", row.order_id)?),
         Value::Int(i64::from(row.market)),
-        Value::Text(hex::encode(row.owner)),
+        Value::Text(crate::model::to_hex(&row.owner)),
         Value::Int(i64::from(row.side)),
         Value::Text(dec(row.price_ticks)),
         Value::Text(dec(row.size_lots)),

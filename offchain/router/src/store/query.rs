@@ -751,7 +751,7 @@ impl Store {
     pub async fn deposits_by_tx(&self, tx: &Sig) -> Result<Vec<DepositRow>, StoreError> {
         let sql = format!("SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE tx = $1 ORDER BY ix_index");
         let rows = sqlx::query(&sql)
-            .bind(hex::encode(tx))
+            .bind(crate::model::to_hex(tx))
             .fetch_all(&self.pool)
             .await?;
         all(rows, deposit_row)
