@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The child's mode against the reference server (`router` against the router).
+/// The child's modes: subscribers of the router, or of the reference server.
+const ROUTER: &str = "router";
 const REFERENCE: &str = "reference";
 
 /// What the parent reads back from a child after the report lines.
@@ -38,7 +39,7 @@ pub(crate) fn fanout(
     base: &str,
     maker: &mut Wallet,
 ) {
-    let child = Child::spawn(addr, args.subs, "router");
+    let child = Child::spawn(addr, args.subs, ROUTER);
     println!(
         "fanout: {} subscribers to book:1 connected ({} failed) in {} s, in a child process",
         child.ok, child.failed, child.connect_secs
