@@ -95,7 +95,7 @@ fn follow_confirmations(mut feed: broadcast::Receiver<Arc<[Item]>>, confirmed: T
                 if !matches!(item.topic, Topic::Private(PrivateChannel::Settlement, _)) {
                     continue;
                 }
-                let value: serde_json::Value = serde_json::from_str(item.text().as_str()).unwrap();
+                let value: serde_json::Value = serde_json::from_str(item.text()).unwrap();
                 let data = &value["data"];
                 if data["status"] == "confirmed" {
                     let fill_id = data["fill_id"].as_u64().unwrap();

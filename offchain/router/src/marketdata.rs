@@ -14,7 +14,6 @@ mod history;
 use crate::decimal::{Annotated, Decimals};
 use crate::model::{Event, Owner, Seq, Sequenced, SettlementStatus};
 use crate::state::State;
-use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -244,7 +243,7 @@ struct Body {
     timestamp_ms: u64,
     payload: Payload,
     decimals: Arc<Decimals>,
-    text: OnceLock<Utf8Bytes>,
+    text: OnceLock<String>,
 }
 
 /// The `data` of a feed message.
@@ -259,11 +258,10 @@ enum Payload {
 
 impl Item {
     /// The JSON text sent to clients (rendered once, on first use).
-    pub fn text(&self) -> Utf8Bytes {
+    pub fn text(&self) -> &str {
         self.body
             .text
             .get_or_init(|| render(&self.topic, &self.body))
-            .clone()
     }
 }
 
@@ -751,15 +749,14 @@ fn item(
     }
 }
 
-fn render(topic: &Topic, body: &Body) -> Utf8Bytes {
+fn render(topic: &Topic, body: &Body) -> String {
     let decimals = &*body.decimals;
-    let text = match &body.payload {
+    match &body.payload {
         Payload::Book(level) => envelope(topic, body, level, decimals),
         Payload::Trade(trade) => envelope(topic, body, trade, decimals),
         Payload::Candle(candle) => envelope(topic, body, candle, decimals),
         Payload::Event(event) => envelope(topic, body, event, decimals),
-    };
-    text.into()
+    }
 }
 
 /// The `data` of a book message.

@@ -9,12 +9,14 @@
 //! cancel-on-disconnect), lets the sequencer commit and stop, and drains the projections.
 
 pub mod error;
+mod fanout;
 pub mod intake;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
-mod outbox;
 mod rest;
+mod server;
+mod socket;
 pub mod withdrawals;
 pub mod ws;
 
@@ -25,7 +27,6 @@ use crate::sequencer::{self, EventAt, Handle};
 use crate::state::Rules;
 use crate::store::{spawn_projector, ProjectorConfig, Store, StoreError};
 use crate::verify::VerifyPool;
-use axum::serve::ListenerExt;
 use limits::{Limiters, LimitsConfig};
 use metrics::{Metrics, MetricsError};
 use std::net::SocketAddr;
@@ -144,6 +145,8 @@ pub struct Shared {
     pub projected: watch::Receiver<EventAt>,
     /// Market data and the feed.
     pub market_data: MarketData,
+    /// The feed's writers to the WebSocket connections.
+    pub fanout: fanout::Fanout,
     /// Rate and connection limits.
     pub limits: Arc<Limiters>,
     /// Metrics.
@@ -266,6 +269,11 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     let limits = Arc::new(Limiters::new(config.limits));
     let (shutdown, shutdown_rx) = watch::channel(false);
     spawn_sweeper(limits.clone(), shutdown_rx.clone());
+    let fanout_threads = match config.ws.fanout_threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let fanout = fanout::Fanout::start(&market_data, fanout_threads, &shutdown_rx)?;
     let shared = Arc::new(Shared {
         rules: config.rules.clone(),
         decimals,
@@ -274,6 +282,7 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
         store: store.clone(),
         projected: projected_rx,
         market_data: market_data.clone(),
+        fanout,
         limits,
         metrics: metrics.clone(),
         ws: config.ws,
@@ -282,25 +291,8 @@ pub async fn start(config: ApiConfig) -> Result<Api, StartError> {
     });
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    // Answers and feed messages are small writes, often several per connection in flight:
-    // with Nagle's algorithm each one after the first waits for the client's (delayed) ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY not set");
-        }
-    });
     let app = rest::router(shared, config.limits.max_body_bytes);
-    let mut stop = shutdown_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let server = tokio::spawn(server::serve(listener, app, shutdown_rx.clone()));
     let (metrics_addr, metrics_server) = match config.metrics_listen {
         Some(listen) => {
             let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -2,37 +2,42 @@
 //! signed challenge, resumption from a position with no gap, heartbeats, order entry, and an
 //! optional cancel-on-disconnect. The wire format is in docs/protocol.md ("WebSocket").
 //!
-//! Each connection is a task that takes the feed (only while it subscribes to something) and
-//! one input queue — the client's messages, read ahead by a second task, and the answers of
-//! its commands — and writes: its outbound messages queue in a bounded outbox
-//! (`api/outbox.rs`) and go out together, one flush per burst. Woken for every feed batch, it
-//! polls one queue, never the socket for input it does not have. A consumer that overflows the queue, does not take a write in time, or
-//! falls behind the feed's broadcast is disconnected with the reason `slow_consumer`, so one
-//! slow client never slows the feed for the others.
+//! The handshake is answered here and the TCP socket taken back from hyper (`api/server.rs`):
+//! its writing half goes to a [`Writer`] shared by everything that writes to the connection,
+//! its reading half to tungstenite, read by the connection's task. That task handles the
+//! client's messages, pings, and writes what the socket could not take at once; it is not
+//! woken by the feed: the fan-out threads (`api/fanout.rs`) write feed items to the socket
+//! themselves, and the tasks answering commands queue their answers on the writer.
+//!
+//! A consumer whose socket stays full until its queue reaches its bound, or that takes
+//! nothing for the idle timeout, is disconnected with the reason `slow_consumer`, so one slow
+//! client never slows the feed for the others.
 
 use super::error::{ApiCode, ApiError};
+use super::fanout::{Membership, Route};
 use super::intake::{self, Kind, SignedBody};
 use super::limits::{quota, Slot};
-use super::outbox::{Ended, Outbox};
 use super::rest::{parse_json, parse_owner};
+use super::socket::{Ended, Socket, Writer};
 use super::Shared;
-use crate::marketdata::{Interval, Item, Position, PrivateChannel, Topic};
+use crate::marketdata::{Interval, Position, PrivateChannel, Topic};
 use crate::model::{Command, Owner};
 use crate::verify::Signed;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::{Signature, VerifyingKey};
-use futures_util::stream::SplitStream;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, RateLimiter};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, mpsc};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 
 /// The 16-byte domain tag of the WebSocket authentication message.
 pub const AUTH_TAG: [u8; 16] = *b"\xffkestrel-auth--1";
@@ -40,12 +45,20 @@ pub const AUTH_TAG: [u8; 16] = *b"\xffkestrel-auth--1";
 /// WebSocket settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WsConfig {
-    /// Messages a connection's outbound queue holds before the client counts as slow.
+    /// Frames the socket has not taken that a connection may hold before the client counts
+    /// as slow.
     pub queue: usize,
     /// Interval of server pings.
     pub ping_interval: Duration,
-    /// A connection that sends nothing (not even a pong) for this long is closed.
+    /// A connection that sends nothing (not even a pong) for this long is closed, and so is
+    /// one whose socket takes nothing for this long.
     pub idle_timeout: Duration,
+    /// Threads writing the feed to the connections; 0 is one per core.
+    pub fanout_threads: usize,
+    /// The kernel's send buffer of each connection, in bytes (`SO_SNDBUF`, which Linux
+    /// doubles); `None` leaves it to the kernel's autotuning. Bounds the kernel memory a
+    /// client that stops reading holds before its queue fills.
+    pub send_buffer_bytes: Option<usize>,
 }
 
 impl Default for WsConfig {
@@ -54,6 +67,8 @@ impl Default for WsConfig {
             queue: 1_024,
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
+            fanout_threads: 0,
+            send_buffer_bytes: None,
         }
     }
 }
@@ -68,12 +83,21 @@ pub fn auth_message(exchange: &[u8; 32], owner: &Owner, nonce: &[u8; 32]) -> [u8
     out
 }
 
-/// `GET /v1/ws`: checks the per-IP connection limit, then upgrades.
+/// `GET /v1/ws`: checks the handshake and the per-IP connection limit, then upgrades.
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    upgrade: WebSocketUpgrade,
+    mut request: axum::extract::Request,
 ) -> Response {
+    let (Some(accept), Some(on_upgrade)) = (
+        accept_key(request.headers()),
+        request
+            .extensions_mut()
+            .remove::<hyper::upgrade::OnUpgrade>(),
+    ) else {
+        return ApiError::new(ApiCode::InvalidRequest, "expected a WebSocket upgrade")
+            .into_response();
+    };
     if *shared.shutdown.borrow() {
         return ApiError::new(ApiCode::Unavailable, "shutting down").into_response();
     }
@@ -84,15 +108,45 @@ pub async fn upgrade(
         )
         .into_response();
     };
-    let max = shared.limits.config.ws_max_message_bytes;
-    upgrade
-        .max_message_size(max)
-        .max_frame_size(max)
-        // tungstenite zero-fills the read buffer's free space before every read: at the
-        // default 128 KiB that memset took 5 % of the API's CPU for ~500-byte order messages.
-        // Larger messages still arrive, over several reads.
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| run(shared, socket, slot))
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => return tracing::debug!(%error, "upgrade failed"),
+        };
+        // Always this type: every connection is served by `api/server.rs`.
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => run(shared, parts.io.into_inner(), parts.read_buf.to_vec(), slot).await,
+            Err(_) => tracing::error!("upgraded connection is not a TCP stream"),
+        }
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, HeaderValue::from_static("upgrade")),
+            (header::UPGRADE, HeaderValue::from_static("websocket")),
+            (header::SEC_WEBSOCKET_ACCEPT, accept),
+        ],
+    )
+        .into_response()
+}
+
+/// The `Sec-WebSocket-Accept` answer to a valid version-13 upgrade request (RFC 6455, 4.2.1).
+fn accept_key(headers: &HeaderMap) -> Option<HeaderValue> {
+    let has_token = |name, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has_token(header::CONNECTION, "upgrade")
+        || !has_token(header::UPGRADE, "websocket")
+        || headers.get(header::SEC_WEBSOCKET_VERSION)? != "13"
+    {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    HeaderValue::from_str(&derive_accept_key(key.as_bytes())).ok()
 }
 
 /// Read buffer of a WebSocket connection.
@@ -128,6 +182,16 @@ impl Sub {
             Sub::Book(m) | Sub::Trades(m) | Sub::Candles(m, _) => Some(m),
             Sub::Private(_) => None,
         }
+    }
+
+    /// The fan-out route of the channel; `None` for a private channel before auth.
+    fn route(self, owner: Option<Owner>) -> Option<Route> {
+        Some(match self {
+            Sub::Book(m) => Route::Book(m),
+            Sub::Trades(m) => Route::Trades(m),
+            Sub::Candles(m, i) => Route::Candles(m, i),
+            Sub::Private(c) => Route::Private(c, owner?),
+        })
     }
 
     fn matches(self, topic: &Topic, owner: Option<&Owner>) -> bool {
@@ -176,35 +240,58 @@ struct Request {
 
 struct Connection {
     shared: Arc<Shared>,
-    out: Outbox,
-    /// Where the tasks that submit this connection's commands leave their answers.
-    inputs: mpsc::Sender<Input>,
+    writer: Arc<Writer>,
+    /// The connection's routes in the fan-out.
+    membership: Membership,
     nonce: [u8; 32],
     owner: Option<Owner>,
     user_slot: Option<Slot<Owner>>,
-    subs: HashMap<Sub, Position>,
-    /// The market-data broadcast, taken at the first subscription and let go when the last
-    /// one ends: a connection that only enters orders is not woken by every feed batch.
-    feed: Option<broadcast::Receiver<Arc<[Item]>>>,
     cancel_on_disconnect: Option<Command>,
     limiter: DefaultDirectRateLimiter,
 }
 
-async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
+/// How the connection's loop ended.
+enum Exit {
+    /// The writer ended it (our close frame went out, or the socket failed or stalled).
+    Writer(Ended),
+    /// The client sent its close frame.
+    ClientClosed,
+    /// The client's side is gone without a close frame.
+    ClientGone,
+}
+
+async fn run(shared: Arc<Shared>, tcp: TcpStream, read_ahead: Vec<u8>, ip_slot: Slot<IpAddr>) {
     let config = shared.ws;
-    let (mut socket, stream) = socket.split();
-    let (inputs, mut inbox) = mpsc::channel(config.queue.max(1));
-    let reader = tokio::spawn(read_client(stream, inputs.clone()));
+    if let Some(bytes) = config.send_buffer_bytes {
+        if let Err(error) = socket2::SockRef::from(&tcp).set_send_buffer_size(bytes) {
+            tracing::debug!(%error, "SO_SNDBUF not set");
+        }
+    }
+    let (read, write) = tcp.into_split();
+    let writer = Writer::new(write, config.queue, config.idle_timeout);
+    let max = shared.limits.config.ws_max_message_bytes;
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+        // tungstenite zero-fills the read buffer's free space before every read: at the
+        // default 128 KiB that memset took 5 % of the API's CPU for ~500-byte order messages.
+        // Larger messages still arrive, over several reads.
+        .read_buffer_size(READ_BUFFER_BYTES);
+    let socket = Socket {
+        read,
+        writer: writer.clone(),
+    };
+    let mut ws =
+        WebSocketStream::from_partially_read(socket, read_ahead, Role::Server, Some(ws_config))
+            .await;
     let rate = shared.limits.config.ws_messages_per_sec;
     let mut conn = Connection {
         shared: shared.clone(),
-        out: Outbox::new(config.queue),
-        inputs,
+        membership: shared.fanout.join(writer.clone()),
+        writer: writer.clone(),
         nonce: rand::random(),
         owner: None,
         user_slot: None,
-        subs: HashMap::new(),
-        feed: None,
         cancel_on_disconnect: None,
         limiter: RateLimiter::direct(quota(rate, rate)),
     };
@@ -216,128 +303,82 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, ip_slot: Slot<IpAddr>) {
     tokio::pin!(stop);
     let mut ping = tokio::time::interval(config.ping_interval);
     let mut last_seen = Instant::now();
-    conn.out
-        .json(serde_json::json!({"type": "challenge", "nonce": crate::model::to_hex(&conn.nonce)}));
-    let ended = loop {
-        if let Err(ended) = conn.out.flush(&mut socket, config.idle_timeout).await {
-            break Some(ended);
-        }
+    writer.json(
+        &serde_json::json!({"type": "challenge", "nonce": crate::model::to_hex(&conn.nonce)}),
+    );
+    let exit = loop {
         tokio::select! {
-            batch = next_batch(&mut conn.feed) => conn.on_feed(batch),
-            input = inbox.recv() => {
-                // Answers already waiting behind it are taken too, to go out in one flush.
-                let mut next = input;
-                let mut flow = Flow::Go;
-                while let Some(input) = next.take() {
-                    flow = conn.take(input, &mut last_seen).await;
-                    if flow != Flow::Go {
-                        break;
-                    }
-                    next = inbox.try_recv().ok();
+            ended = writer.drive() => break Exit::Writer(ended),
+            message = ws.next() => match message {
+                Some(Ok(Message::Close(_))) => break Exit::ClientClosed,
+                Some(Ok(message)) => {
+                    last_seen = Instant::now();
+                    conn.on_message(message).await;
                 }
-                if flow == Flow::End {
-                    break None;
-                }
-            }
+                Some(Err(_)) | None => break Exit::ClientGone,
+            },
             _ = ping.tick() => {
                 if last_seen.elapsed() > config.idle_timeout {
-                    conn.out.close(1000, "idle_timeout");
+                    writer.close(1000, "idle_timeout");
                 } else {
-                    conn.out.send(Message::Ping(Default::default()));
+                    writer.ping();
                 }
             }
-            () = &mut stop => conn.out.close(1001, "shutdown"),
+            () = &mut stop => writer.close(1001, "shutdown"),
         }
     };
-    if let Some(command) = conn.cancel_on_disconnect.take() {
+    // Out of the fan-out before anything is waited for.
+    let cancel_on_disconnect = conn.cancel_on_disconnect.take();
+    drop(conn);
+    if let Some(command) = cancel_on_disconnect {
         let result = intake::verified(&shared, command).await;
         tracing::info!(ok = result.is_ok(), "cancel on disconnect");
     }
-    // The client ended it: what is still queued (and a close asked for meanwhile) goes out.
-    let ended = match ended {
-        Some(ended) => Some(ended),
-        None => conn
-            .out
-            .flush(&mut socket, Duration::from_secs(2))
-            .await
-            .err(),
-    };
-    drop(conn);
-    if let Some(reason) = ended.and_then(Ended::reason) {
-        shared.metrics.ws_closed.with_label_values(&[reason]).inc();
-    }
-    // Read on until the client answers our close frame (or 2 s pass): closing a socket with
-    // unread input makes the kernel send a reset, which can discard the close frame (and its
-    // reason) before the client reads it.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(input) = inbox.recv().await {
-            if matches!(input, Input::Client(Message::Close(_)) | Input::ClientGone) {
-                break;
+    match exit {
+        Exit::Writer(ended) => {
+            if let Some(reason) = ended.reason() {
+                shared.metrics.ws_closed.with_label_values(&[reason]).inc();
+            }
+            // Read on until the client answers our close frame (or 2 s pass): closing a
+            // socket with unread input makes the kernel send a reset, which can discard the
+            // close frame (and its reason) before the client reads it.
+            if matches!(ended, Ended::Closed(_)) {
+                let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                    while let Some(Ok(message)) = ws.next().await {
+                        if matches!(message, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
             }
         }
-    })
-    .await;
-    reader.abort();
+        Exit::ClientClosed => {
+            // What was queued before the client's close goes out, then tungstenite's answer.
+            writer.closed_by_client();
+            let _ = ws.flush().await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, writer.drive()).await;
+        }
+        Exit::ClientGone => {}
+    }
     shared.metrics.ws_connections.dec();
     drop(ip_slot);
 }
 
-/// What the connection's loop takes besides the feed, in one queue (one poll per wake-up).
-enum Input {
-    /// A client message, read ahead by [`read_client`].
-    Client(Message),
-    /// The client's side ended (it closed, or the socket failed).
-    ClientGone,
-    /// The answer to one of the connection's commands.
-    Reply(Message),
-}
-
-/// What taking an input leaves the loop to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    /// Take what else is waiting.
-    Go,
-    /// Flush before taking more: after a client message (as many answers as messages may be
-    /// queued, one message's worth at a time), or when the outbox is closing.
-    Flush,
-    /// End the connection.
-    End,
-}
+/// How long the end of a close handshake is waited for.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 impl Connection {
-    /// Takes one input.
-    async fn take(&mut self, input: Input, last_seen: &mut Instant) -> Flow {
-        match input {
-            Input::Client(message) => {
-                *last_seen = Instant::now();
-                if self.on_message(message).await {
-                    Flow::Flush
-                } else {
-                    Flow::End
-                }
-            }
-            Input::ClientGone => Flow::End,
-            Input::Reply(reply) => {
-                if self.out.send(reply) {
-                    Flow::Go
-                } else {
-                    Flow::Flush
-                }
-            }
-        }
-    }
-
-    /// Handles one client message; false ends the connection.
-    async fn on_message(&mut self, message: Message) -> bool {
+    /// Handles one client message (the loop takes close frames itself).
+    async fn on_message(&mut self, message: Message) {
         let text = match message {
             Message::Text(text) => text,
             Message::Binary(_) => {
-                return self
-                    .out
+                self.writer
                     .error(&ApiError::new(ApiCode::InvalidRequest, "send JSON text"));
+                return;
             }
-            Message::Close(_) => return false,
-            Message::Ping(_) | Message::Pong(_) => return true,
+            Message::Close(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return,
         };
         if self.limiter.check().is_err() {
             self.shared
@@ -345,47 +386,56 @@ impl Connection {
                 .rate_limited
                 .with_label_values(&["ws"])
                 .inc();
-            return self.out.error(&ApiError::new(
+            self.writer.error(&ApiError::new(
                 ApiCode::RateLimited,
                 "too many messages on this connection",
             ));
+            return;
         }
         let message: ClientMessage = match parse_json(text.as_bytes()) {
             Ok(m) => m,
-            Err(e) => return self.out.error(&e),
+            Err(e) => {
+                self.writer.error(&e);
+                return;
+            }
         };
         let result = match message {
-            ClientMessage::Ping => Ok(self.out.json(serde_json::json!({"type": "pong"}))),
+            ClientMessage::Ping => {
+                self.writer.json(&serde_json::json!({"type": "pong"}));
+                Ok(())
+            }
             ClientMessage::Auth { owner, signature } => self.auth(&owner, &signature),
             ClientMessage::Subscribe { channels, resume } => self.subscribe(&channels, resume),
             ClientMessage::Unsubscribe { channels } => {
-                for name in &channels {
-                    if let Some(sub) = Sub::parse(name) {
-                        self.subs.remove(&sub);
-                    }
-                }
-                if self.subs.is_empty() {
-                    self.feed = None;
-                }
-                Ok(self
-                    .out
-                    .json(serde_json::json!({"type": "unsubscribed", "channels": channels})))
+                self.unsubscribe(&channels);
+                Ok(())
             }
-            ClientMessage::Place(r) => Ok(self.submit(Kind::Place, r)),
-            ClientMessage::Cancel(r) => Ok(self.submit(Kind::Cancel, r)),
-            ClientMessage::CancelAll(r) => Ok(self.submit(Kind::CancelAll, r)),
-            ClientMessage::Withdraw(r) => Ok(self.submit(Kind::Withdraw, r)),
+            ClientMessage::Place(r) => {
+                self.submit(Kind::Place, r);
+                Ok(())
+            }
+            ClientMessage::Cancel(r) => {
+                self.submit(Kind::Cancel, r);
+                Ok(())
+            }
+            ClientMessage::CancelAll(r) => {
+                self.submit(Kind::CancelAll, r);
+                Ok(())
+            }
+            ClientMessage::Withdraw(r) => {
+                self.submit(Kind::Withdraw, r);
+                Ok(())
+            }
             ClientMessage::CancelOnDisconnect { message, signature } => {
                 self.arm_cancel(message, signature).await
             }
         };
-        match result {
-            Ok(open) => open,
-            Err(e) => self.out.error(&e),
+        if let Err(e) = result {
+            self.writer.error(&e);
         }
     }
 
-    fn auth(&mut self, owner: &str, signature: &str) -> Result<bool, ApiError> {
+    fn auth(&mut self, owner: &str, signature: &str) -> Result<(), ApiError> {
         if self.owner.is_some() {
             return Err(ApiError::new(
                 ApiCode::InvalidRequest,
@@ -410,16 +460,13 @@ impl Connection {
         })?;
         self.owner = Some(owner);
         self.user_slot = Some(slot);
-        Ok(self.out.json(
-            serde_json::json!({"type": "authenticated", "owner": crate::model::to_hex(&owner)}),
-        ))
+        self.writer.json(
+            &serde_json::json!({"type": "authenticated", "owner": crate::model::to_hex(&owner)}),
+        );
+        Ok(())
     }
 
-    fn subscribe(
-        &mut self,
-        channels: &[String],
-        resume: Option<Position>,
-    ) -> Result<bool, ApiError> {
+    fn subscribe(&mut self, channels: &[String], resume: Option<Position>) -> Result<(), ApiError> {
         let mut subs = Vec::with_capacity(channels.len());
         for name in channels {
             let sub = Sub::parse(name).ok_or_else(|| {
@@ -430,28 +477,25 @@ impl Connection {
                     return Err(ApiError::reject(crate::reject::Reject::UnknownMarket, None));
                 }
             }
-            if matches!(sub, Sub::Private(_)) && self.owner.is_none() {
-                return Err(ApiError::new(
-                    ApiCode::Unauthorized,
-                    "private channels need auth",
-                ));
-            }
-            subs.push(sub);
+            let route = sub.route(self.owner).ok_or_else(|| {
+                ApiError::new(ApiCode::Unauthorized, "private channels need auth")
+            })?;
+            subs.push((sub, route));
         }
         let books: Vec<u32> = subs
             .iter()
-            .filter_map(|s| match s {
+            .filter_map(|(s, _)| match s {
                 Sub::Book(m) => Some(*m),
                 _ => None,
             })
             .collect();
-        // The receiver is taken before the attach: a batch sent in between is in both, and the
-        // subscription's start position drops its copy from the receiver.
-        if self.feed.is_none() {
-            self.feed = Some(self.shared.market_data.receiver());
-        }
+        // The shard is held from the attach until the routes are joined: its thread delivers
+        // nothing to this connection in between, and afterwards only items after the attach
+        // position, behind the answer and snapshots queued here.
+        let mut routes = self.membership.lock();
         let attach = self.shared.market_data.attach(resume, &books);
-        let mut open = self.out.json(serde_json::json!({
+        let writer = &self.writer;
+        writer.json(&serde_json::json!({
             "type": "subscribed",
             "channels": channels,
             "position": attach.position,
@@ -459,46 +503,55 @@ impl Connection {
         let snapshots = match (resume, attach.replay) {
             (Some(_), Some(items)) => {
                 for item in &items {
-                    if open
-                        && subs
-                            .iter()
-                            .any(|s| s.matches(&item.topic, self.owner.as_ref()))
+                    if subs
+                        .iter()
+                        .any(|(s, _)| s.matches(&item.topic, self.owner.as_ref()))
                     {
-                        open = self.out.send(Message::Text(item.text()));
+                        writer.text(item.text());
                     }
                 }
                 false
             }
             (Some(_), None) => {
-                open = open
-                    && self.out.json(serde_json::json!({
-                        "type": "resync",
-                        "reason": "resume_position_too_old",
-                        "position": attach.position,
-                    }));
+                writer.json(&serde_json::json!({
+                    "type": "resync",
+                    "reason": "resume_position_too_old",
+                    "position": attach.position,
+                }));
                 true
             }
             (None, _) => true,
         };
         if snapshots {
             for book in &attach.books {
-                open = open
-                    && self.out.json(serde_json::json!({
-                        "type": "snapshot",
-                        "channel": format!("book:{}", book.market),
-                        "data": self.shared.decimals.json(book),
-                    }));
+                writer.json(&serde_json::json!({
+                    "type": "snapshot",
+                    "channel": format!("book:{}", book.market),
+                    "data": self.shared.decimals.json(book),
+                }));
             }
         }
-        for sub in subs {
-            self.subs.insert(sub, attach.position);
+        for (_, route) in subs {
+            routes.add(route, attach.position);
         }
-        Ok(open)
+        Ok(())
     }
 
-    fn submit(&self, kind: Kind, request: Request) -> bool {
+    fn unsubscribe(&mut self, channels: &[String]) {
+        let mut routes = self.membership.lock();
+        for name in channels {
+            if let Some(route) = Sub::parse(name).and_then(|sub| sub.route(self.owner)) {
+                routes.remove(route);
+            }
+        }
+        drop(routes);
+        self.writer
+            .json(&serde_json::json!({"type": "unsubscribed", "channels": channels}));
+    }
+
+    fn submit(&self, kind: Kind, request: Request) {
         let shared = self.shared.clone();
-        let inputs = self.inputs.clone();
+        let writer = self.writer.clone();
         tokio::spawn(async move {
             let body = SignedBody {
                 message: request.message,
@@ -516,26 +569,23 @@ impl Connection {
                 })
                 .to_string(),
             };
-            // Waits for room rather than dropping an answer: the connection drains replies
-            // with every flush, and closing the connection ends the wait.
-            let _ = inputs.send(Input::Reply(Message::Text(reply.into()))).await;
+            writer.text(&reply);
         });
-        true
     }
 
     async fn arm_cancel(
         &mut self,
         message: Option<String>,
         signature: Option<String>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<(), ApiError> {
         let owner = self.owner.ok_or_else(|| {
             ApiError::new(ApiCode::Unauthorized, "cancel-on-disconnect needs auth")
         })?;
         let (Some(message), Some(signature)) = (message, signature) else {
             self.cancel_on_disconnect = None;
-            return Ok(self
-                .out
-                .json(serde_json::json!({"type": "cancel_on_disconnect", "armed": false})));
+            self.writer
+                .json(&serde_json::json!({"type": "cancel_on_disconnect", "armed": false}));
+            return Ok(());
         };
         let signed = intake::parse(Kind::CancelAll, &SignedBody { message, signature })?;
         let Signed::CancelAll(bytes, sig) = signed else {
@@ -561,71 +611,8 @@ impl Connection {
             }
         }
         self.cancel_on_disconnect = Some(command);
-        Ok(self
-            .out
-            .json(serde_json::json!({"type": "cancel_on_disconnect", "armed": true})))
-    }
-
-    /// Queues what the feed delivered, and every batch already waiting behind it, so that
-    /// they go out in one flush.
-    fn on_feed(&mut self, mut batch: Result<Arc<[Item]>, RecvError>) {
-        loop {
-            match batch {
-                Ok(items) => {
-                    if !self.deliver(&items) {
-                        return;
-                    }
-                }
-                Err(RecvError::Lagged(_)) => return self.out.close(1008, "slow_consumer"),
-                Err(RecvError::Closed) => return self.out.close(1001, "shutdown"),
-            }
-            let Some(feed) = self.feed.as_mut() else {
-                return;
-            };
-            batch = match feed.try_recv() {
-                Ok(items) => Ok(items),
-                Err(TryRecvError::Empty) => return,
-                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-            };
-        }
-    }
-
-    /// Queues the items of a live batch this connection subscribed to; false once closing.
-    fn deliver(&mut self, items: &Arc<[Item]>) -> bool {
-        let owner = self.owner.as_ref();
-        for item in items.iter() {
-            let wanted = self
-                .subs
-                .iter()
-                .any(|(sub, start)| item.position > *start && sub.matches(&item.topic, owner));
-            if wanted && !self.out.send(Message::Text(item.text())) {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// Reads the client's messages into the connection's inputs, on its own task: the
-/// connection's loop, woken for every feed batch, then polls its queue instead of the socket
-/// (each poll of the socket zero-fills the read buffer and re-registers for readiness).
-/// Reading stops (and TCP pushes back) while the queue is full.
-async fn read_client(mut stream: SplitStream<WebSocket>, inputs: mpsc::Sender<Input>) {
-    while let Some(Ok(message)) = stream.next().await {
-        if inputs.send(Input::Client(message)).await.is_err() {
-            return;
-        }
-    }
-    let _ = inputs.send(Input::ClientGone).await;
-}
-
-/// The next batch of the feed; never ready while the connection subscribes to nothing.
-async fn next_batch(
-    feed: &mut Option<broadcast::Receiver<Arc<[Item]>>>,
-) -> Result<Arc<[Item]>, RecvError> {
-    match feed {
-        Some(feed) => feed.recv().await,
-        None => std::future::pending().await,
+        self.writer
+            .json(&serde_json::json!({"type": "cancel_on_disconnect", "armed": true}));
+        Ok(())
     }
 }

@@ -20,7 +20,23 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) async fn connect(t: &TestApi) -> Client {
-        let (mut socket, _) = tokio_tungstenite::connect_async(t.ws_url()).await.unwrap();
+        let (socket, _) = tokio_tungstenite::connect_async(t.ws_url()).await.unwrap();
+        Client::greeted(socket).await
+    }
+
+    /// A client whose socket's receive buffer is `bytes` (which Linux doubles).
+    async fn with_receive_buffer(t: &TestApi, bytes: u32) -> Client {
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.set_recv_buffer_size(bytes).unwrap();
+        let stream = tcp.connect(t.api.local_addr()).await.unwrap();
+        let plain = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (socket, _) = tokio_tungstenite::client_async(t.ws_url(), plain)
+            .await
+            .unwrap();
+        Client::greeted(socket).await
+    }
+
+    async fn greeted(mut socket: Socket) -> Client {
         let challenge = next_json(&mut socket).await;
         assert_eq!(challenge["type"], "challenge");
         let nonce = hex::decode(challenge["nonce"].as_str().unwrap())
@@ -171,6 +187,36 @@ async fn fills_reach_public_and_private_channels_and_orders_enter_over_ws() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_is_not_an_upgrade_gets_a_typed_error() {
+    let t = TestApi::start().await;
+    let plain = t.get("/v1/ws").await;
+    let wrong_version = t
+        .http
+        .get(format!("{}/v1/ws", t.base))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    let wrong_version = (
+        wrong_version.status().as_u16(),
+        wrong_version.json::<Value>().await.unwrap(),
+    );
+    for (status, body) in [plain, wrong_version] {
+        assert_eq!(
+            (status, body["code"].as_u64(), body["error"].as_str()),
+            (400, Some(1001), Some("invalid_request")),
+            "{body}"
+        );
+    }
+    // The server still upgrades a proper request.
+    Client::connect(&t).await;
+    t.api.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_failures_and_private_channels_without_auth() {
     let t = TestApi::start().await;
     let w = Wallet::new(5);
@@ -289,9 +335,13 @@ async fn resume_older_than_the_ring_gets_a_resync_and_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_disconnected_with_a_reason() {
-    // Room for the subscribe burst (confirmation and four snapshots) even if the writer has
-    // not drained anything yet; far too little for the sweep below.
-    let t = TestApi::start_with(|c| c.ws.queue = 8).await;
+    // Small kernel buffers at both ends, so that a client that stops reading soon has a
+    // full socket, and then frames queue on the server up to the bound.
+    let t = TestApi::start_with(|c| {
+        c.ws.queue = 8;
+        c.ws.send_buffer_bytes = Some(4_096);
+    })
+    .await;
     let (mut maker, mut taker) = funded(&t).await;
     for i in 0..30 {
         assert_eq!(
@@ -301,19 +351,21 @@ async fn slow_consumer_is_disconnected_with_a_reason() {
             200
         );
     }
-    let mut c = Client::connect(&t).await;
+    let mut c = Client::with_receive_buffer(&t, 4_096).await;
     c.subscribe(
         &["book:0", "trades:0", "candles:0:1m", "candles:0:1h"],
         None,
     )
     .await;
-    // One taker order sweeps 30 levels: well over a hundred feed items in one batch.
+    // The client reads nothing while one taker order sweeps 30 levels: well over a hundred
+    // feed items in one batch, more than both sockets and the queue hold.
     assert_eq!(
         t.post("/v1/orders", &taker.order(Side::Buy, 2_000, 30))
             .await
             .0,
         200
     );
+    // Then it reads: what the sockets held, and the close frame, which waited for room.
     // The close frame carries the reason; if the client's read races the server's close
     // (the kernel may drop the frame's bytes with the connection), the reason is still
     // checked below, server-side.
