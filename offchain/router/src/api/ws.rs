@@ -3,11 +3,11 @@
 //! optional cancel-on-disconnect. The wire format is in docs/protocol.md ("WebSocket").
 //!
 //! The handshake is answered here and the TCP socket taken back from hyper (`api/server.rs`):
-//! its writing half goes to a [`Writer`] shared by everything that writes to the connection,
-//! its reading half to tungstenite, read by the connection's task. That task handles the
-//! client's messages, pings, and writes what the socket could not take at once; it is not
-//! woken by the feed: the fan-out threads (`api/fanout.rs`) write feed items to the socket
-//! themselves, and the tasks answering commands queue their answers on the writer.
+//! its writing half goes to a `Writer` (`api/socket.rs`) shared by everything that writes to
+//! the connection, its reading half to tungstenite, read by the connection's task. That task
+//! handles the client's messages and pings, and writes what the socket could not take at once;
+//! it is not woken by the feed: the fan-out threads (`api/fanout.rs`) write feed items to the
+//! socket themselves, and the tasks answering commands queue their answers on the writer.
 //!
 //! A consumer whose socket stays full until its queue reaches its bound, or that takes
 //! nothing for the idle timeout, is disconnected with the reason `slow_consumer`, so one slow
