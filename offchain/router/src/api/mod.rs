@@ -3,8 +3,8 @@
 //!
 //! [`start`] brings up, in order: the SQL store and its projector, the market-data projection
 //! (its recent trades and candles seeded from the store), the sequencer (recovering from its
-//! journal, whose replayed events refill both projections),
-//! the signature verification pool, the HTTP server and the metrics server. [`Api::shutdown`]
+//! journal, whose replayed events refill both projections), the signature verification pool,
+//! the WebSocket fan-out threads, the HTTP server and the metrics server. [`Api::shutdown`]
 //! stops intake, lets in-flight requests finish, closes WebSockets (running their
 //! cancel-on-disconnect), lets the sequencer commit and stop, and drains the projections.
 
