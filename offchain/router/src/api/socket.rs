@@ -116,29 +116,6 @@ impl Writer {
             return false;
         }
         let was_empty = state.queue.is_empty();
-        if let ([frame], true) = (frames, was_empty) {
-            // The common case, one frame to an idle socket: `send`, without an iovec.
-            match self.socket.try_write(frame) {
-                Ok(n) if n == frame.len() => return true,
-                Ok(n) if n > 0 => {
-                    state.queue.push_back(frame.clone());
-                    state.written = n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    state.queue.push_back(frame.clone());
-                }
-                Ok(_) | Err(_) => {
-                    state.close = Close::Broken;
-                    drop(state);
-                    self.wake.notify_one();
-                    return false;
-                }
-            }
-            state.stalled_since = Some(Instant::now());
-            drop(state);
-            self.wake.notify_one();
-            return true;
-        }
         state.queue.extend(frames.iter().cloned());
         if was_empty {
             if self.write_queued(&mut state).is_err() {
@@ -291,21 +268,27 @@ impl Writer {
         if state.close == Close::Broken {
             return Err(Ended::Broken);
         }
-        while !state.queue.is_empty() {
-            let slices: Vec<IoSlice<'_>> = state
-                .queue
-                .iter()
-                .take(WRITEV_FRAMES)
-                .enumerate()
-                .map(|(i, frame)| {
-                    IoSlice::new(if i == 0 {
-                        &frame[state.written..]
-                    } else {
-                        frame
+        while let Some(front) = state.queue.front() {
+            let written = if state.queue.len() == 1 {
+                // The common case, one frame: a plain `send`, without an iovec.
+                self.socket.try_write(&front[state.written..])
+            } else {
+                let slices: Vec<IoSlice<'_>> = state
+                    .queue
+                    .iter()
+                    .take(WRITEV_FRAMES)
+                    .enumerate()
+                    .map(|(i, frame)| {
+                        IoSlice::new(if i == 0 {
+                            &frame[state.written..]
+                        } else {
+                            frame
+                        })
                     })
-                })
-                .collect();
-            match self.socket.try_write_vectored(&slices) {
+                    .collect();
+                self.socket.try_write_vectored(&slices)
+            };
+            match written {
                 // A socket that takes no byte of a non-empty write is gone.
                 Ok(0) => {
                     state.close = Close::Broken;
