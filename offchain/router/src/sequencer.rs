@@ -127,14 +127,16 @@ pub struct PipelineStats {
 }
 
 impl PipelineStats {
-    /// Orders and cancels admitted to an engine queue ahead of their turn.
+    /// Orders, cancels, replacements and cancel-alls that went to their engines ahead of
+    /// their turn.
     pub fn ahead(&self) -> u64 {
         self.ahead.load(Ordering::Relaxed)
     }
 
-    /// Of those, how many their market's engine thread matched (the sequencer matched the
-    /// rest itself: a command it had to apply came right after them, or it was back for
-    /// them before their engine thread was).
+    /// How many engine commands of the commands that went ahead (a cancel-all has one per
+    /// order, a tick one per market) their market's engine thread matched (the sequencer
+    /// matched the rest itself: a command it had to apply came right after them, or it was
+    /// back for them before their engine thread was).
     pub fn threaded(&self) -> u64 {
         self.threaded.load(Ordering::Relaxed)
     }

@@ -117,11 +117,11 @@ impl PipelineCounters {
             stats,
             ahead: IntCounter::new(
                 "sequencer_ahead_total",
-                "Orders and cancels queued for their market's engine ahead of their turn",
+                "Orders, cancels, replacements and cancel-alls that went to their markets' engines ahead of their turn",
             )?,
             threaded: IntCounter::new(
                 "sequencer_engine_thread_total",
-                "Of those, matched on their market's engine thread",
+                "Engine commands matched on their market's engine thread (the rest of those that went ahead were matched on the sequencer's thread)",
             )?,
         })
     }

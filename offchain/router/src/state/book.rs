@@ -17,11 +17,23 @@ impl State {
         command: &m::Command,
         out: &mut Vec<Event>,
     ) {
-        let Some((spec, engine)) = self.engines.get(&market) else {
+        let Some((_, engine)) = self.engines.get(&market) else {
             return;
         };
-        let spec = *spec;
         let events = match_on(&mut engine.lock(), now_ms, command);
+        self.engine_events(market, events, out);
+    }
+
+    /// Turns events of `market`'s engine into ledger changes and router events.
+    pub(super) fn engine_events(
+        &mut self,
+        market: u32,
+        events: Vec<m::Event>,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(spec) = self.market(market).copied() else {
+            return;
+        };
         for event in events {
             self.on_engine_event(&spec, event, out);
         }

@@ -5,6 +5,7 @@
 //! Per order: risk/ledger hold → match in the market's engine → ledger transfers per fill →
 //! release of what the order no longer needs.
 
+mod admission;
 mod book;
 mod funds;
 mod orders;

@@ -1,6 +1,5 @@
 //! Orders: place (hold → match), cancel, cancel-all, and the on-chain cancel floor.
 
-use super::pipeline::{Admitted, InFlight};
 use super::{neg, OpenOrder, Replacing, State};
 use crate::ledger::Change;
 use crate::market::MarketSpec;
@@ -10,11 +9,11 @@ use kestrel::encoding::{Cancel, CancelAll, CancelSide, Order, OrderType, SelfTra
 use kestrel_matcher as m;
 
 /// Signed terms that passed every check, with what they must hold.
-struct Terms {
-    spec: MarketSpec,
-    engine_expiry: u64,
-    hold_asset: u8,
-    hold: u64,
+pub(super) struct Terms {
+    pub(super) spec: MarketSpec,
+    pub(super) engine_expiry: u64,
+    pub(super) hold_asset: u8,
+    pub(super) hold: u64,
 }
 
 impl State {
@@ -41,7 +40,12 @@ impl State {
 
     /// The checks of an order's terms that read nothing but the rules and the clock: expiry,
     /// price and size range, notional, and what it must hold.
-    fn priced_terms(&self, spec: MarketSpec, now_ms: u64, order: &Order) -> Result<Terms, Reject> {
+    pub(super) fn priced_terms(
+        &self,
+        spec: MarketSpec,
+        now_ms: u64,
+        order: &Order,
+    ) -> Result<Terms, Reject> {
         let now_s = now_ms / 1000;
         let engine_expiry = match u64::try_from(order.expiry) {
             Ok(0) => 0,
@@ -82,59 +86,6 @@ impl State {
             engine_expiry,
             hold_asset,
             hold,
-        })
-    }
-
-    /// Whether order `seq` can be matched before the commands still in flight ahead of it
-    /// have been applied, and if so its engine command. It can when it is certain to pass
-    /// every check of [`State::place`] at its turn: those in flight can only add to its
-    /// owner's available atoms (fills and releases credit; their holds are `inflight`) and
-    /// only close orders, and they are the only place orders that use nonces. `None`: it
-    /// waits for them (and may well be refused then).
-    pub(super) fn admit(
-        &self,
-        seq: Seq,
-        now_ms: u64,
-        order: &Order,
-        inflight: &InFlight,
-    ) -> Option<Admitted> {
-        let owner = order.owner.to_bytes();
-        if order.exchange != self.rules.exchange {
-            return None;
-        }
-        let spec = *self.market(order.market_index)?;
-        // A fee above the notional would debit a seller's available atoms in a fill.
-        if spec.maker_fee_bps.max(spec.taker_fee_bps) > MAX_PIPELINED_FEE_BPS {
-            return None;
-        }
-        let owner_state = self.owners.get(&owner);
-        let floor = owner_state.map_or(0, |o| o.floor);
-        if order.nonce < floor
-            || owner_state.is_some_and(|o| o.used_nonces.contains(&order.nonce))
-            || inflight.uses_nonce(&owner, order.nonce)
-        {
-            return None;
-        }
-        let terms = self.priced_terms(spec, now_ms, order).ok()?;
-        let open = self
-            .open_orders(&owner)
-            .saturating_add(inflight.opening(&owner));
-        if open >= self.rules.max_open_orders as usize {
-            return None;
-        }
-        let balance = self.ledger.balance(&owner, terms.hold_asset);
-        let needed = inflight
-            .held(&owner, terms.hold_asset)
-            .saturating_add(u128::from(terms.hold));
-        let fits = u128::from(balance.available) >= needed
-            && u128::from(balance.frozen).saturating_add(needed) <= u128::from(u64::MAX);
-        fits.then(|| Admitted {
-            owner,
-            nonce: order.nonce,
-            hold_asset: terms.hold_asset,
-            hold: terms.hold,
-            market: spec.index,
-            command: place_command(seq, order, &owner, &terms),
         })
     }
 
@@ -221,7 +172,7 @@ impl State {
 
     /// Applies order `seq`, admitted earlier, now that every command before it is applied:
     /// exactly [`State::place`], with the engine's events from the market's engine thread.
-    /// An error means the admission was wrong, which the proof in [`State::admit`] rules out.
+    /// `None`: the order was refused at its turn, which its admission rules out.
     pub(super) fn place_matched(
         &mut self,
         seq: Seq,
@@ -229,15 +180,17 @@ impl State {
         order: &Order,
         signature: &[u8; 64],
         matched: Vec<m::Event>,
-    ) -> Result<Vec<Event>, (Owner, Reject)> {
+    ) -> Option<Vec<Event>> {
         self.last_seq = seq;
         let mut out = Vec::new();
-        let (spec, _) = self.open_place(seq, now_ms, order, signature, &mut out)?;
+        let (spec, _) = self
+            .open_place(seq, now_ms, order, signature, &mut out)
+            .ok()?;
         for event in matched {
             self.on_engine_event(&spec, event, &mut out);
         }
         self.pending_accept = None;
-        Ok(out)
+        Some(out)
     }
 
     /// Moves a resting order to new signed terms in one step. The hold grows first (refused if
@@ -251,6 +204,51 @@ impl State {
         signature: &[u8; 64],
         out: &mut Vec<Event>,
     ) -> Result<(), (Owner, Reject)> {
+        let (spec, order_id, command) = self.open_replace(now_ms, cancel, order, signature, out)?;
+        self.run_engine(spec.index, now_ms, &command, out);
+        self.close_replace(&spec, order_id, out);
+        Ok(())
+    }
+
+    /// Applies replacement `seq`, admitted earlier, now that every command before it is
+    /// applied: exactly [`State::replace`], with the engine's events (`None`: the order was no
+    /// longer resting when the engine came to it). `None` back: the two disagree, which the
+    /// admission rules out.
+    pub(super) fn replace_matched(
+        &mut self,
+        seq: Seq,
+        now_ms: u64,
+        (cancel, order, signature): (&Cancel, &Order, &[u8; 64]),
+        matched: Option<Vec<m::Event>>,
+    ) -> Option<Vec<Event>> {
+        self.last_seq = seq;
+        let mut out = Vec::new();
+        match (
+            self.open_replace(now_ms, cancel, order, signature, &mut out),
+            matched,
+        ) {
+            (Ok((spec, order_id, _)), Some(events)) => {
+                for event in events {
+                    self.on_engine_event(&spec, event, &mut out);
+                }
+                self.close_replace(&spec, order_id, &mut out);
+            }
+            (Err((owner, reason)), None) => out.push(Event::Rejected { owner, reason }),
+            _ => return None,
+        }
+        Some(out)
+    }
+
+    /// Everything of a replacement up to the engine: checks, the grown hold, the order under
+    /// its new terms and nonce. Returns its market, the order and the engine command.
+    fn open_replace(
+        &mut self,
+        now_ms: u64,
+        cancel: &Cancel,
+        order: &Order,
+        signature: &[u8; 64],
+        out: &mut Vec<Event>,
+    ) -> Result<(MarketSpec, u64, m::Command), (Owner, Reject)> {
         let owner = order.owner.to_bytes();
         let fail = |reason| (owner, reason);
         self.check_signed_expiry(cancel.expiry, now_ms)
@@ -324,10 +322,14 @@ impl State {
             nonce: order.nonce,
             expiry: terms.engine_expiry,
         });
-        self.run_engine(terms.spec.index, now_ms, &command, out);
+        Ok((terms.spec, order_id, command))
+    }
+
+    /// The end of a replacement, after its engine events: the hold shrinks to what the new
+    /// terms need.
+    fn close_replace(&mut self, spec: &MarketSpec, order_id: u64, out: &mut Vec<Event>) {
         self.replacing = None;
-        self.release_excess(&terms.spec, order_id, out);
-        Ok(())
+        self.release_excess(spec, order_id, out);
     }
 
     /// Moves an open order from one nonce to another in its owner's index.
@@ -373,24 +375,10 @@ impl State {
         Ok(())
     }
 
-    /// Whether cancel `c` can go to its market's engine before the commands in flight ahead
-    /// of it are applied: when its checks pass and the order it names is open now. Those in
-    /// flight may still close that order (fill it); the engine thread then finds it no longer
-    /// resting and leaves it, and at its turn the cancel is refused as a serial run refuses
-    /// it. Returns the market, the order and the engine command.
-    pub(super) fn admit_cancel(&self, now_ms: u64, c: &Cancel) -> Option<(u32, u64, m::Command)> {
-        let owner = c.owner.to_bytes();
-        self.check_cancel(c, now_ms).ok()?;
-        let order_id = self
-            .cancel_target(&owner, c.market_index, c.order_nonce)
-            .ok()?;
-        Some((c.market_index, order_id, cancel_command(&owner, order_id)))
-    }
-
     /// Applies cancel `seq`, admitted earlier, now that every command before it is applied:
     /// exactly the serial cancel, with the engine's events (`None`: the order was no longer
-    /// resting when the engine thread came to it). `None` back: the two disagree, which
-    /// [`State::admit_cancel`] rules out.
+    /// resting when its engine came to it). `None` back: the two disagree, which the
+    /// admission rules out.
     pub(super) fn cancel_matched(
         &mut self,
         seq: Seq,
@@ -405,12 +393,7 @@ impl State {
             .and_then(|()| self.cancel_target(&owner, c.market_index, c.order_nonce));
         let mut out = Vec::new();
         match (target, matched) {
-            (Ok(_), Some(events)) => {
-                let spec = *self.market(c.market_index)?;
-                for event in events {
-                    self.on_engine_event(&spec, event, &mut out);
-                }
-            }
+            (Ok(_), Some(events)) => self.engine_events(c.market_index, events, &mut out),
             (Err((owner, reason)), None) => out.push(Event::Rejected { owner, reason }),
             _ => return None,
         }
@@ -423,35 +406,89 @@ impl State {
         c: &CancelAll,
         out: &mut Vec<Event>,
     ) -> Result<(), (Owner, Reject)> {
+        self.check_cancel_all(now_ms, c)?;
         let owner = c.owner.to_bytes();
-        self.check_signed_expiry(c.expiry, now_ms)
-            .map_err(|(_, r)| (owner, r))?;
-        self.check_exchange(&c.exchange)
-            .map_err(|(_, r)| (owner, r))?;
-        let targets: Vec<(u64, u32)> = self
-            .owners
-            .get(&owner)
-            .map(|o| {
-                o.open
-                    .range(..c.up_to_nonce)
-                    .filter_map(|(_, id)| self.orders.get(id).map(|order| (*id, *order)))
-                    .filter(|(_, order)| {
-                        (c.market_index == kestrel::encoding::ALL_MARKETS
-                            || order.market == c.market_index)
-                            && match c.side {
-                                CancelSide::Both => true,
-                                CancelSide::Buy => order.side == Side::Buy,
-                                CancelSide::Sell => order.side == Side::Sell,
-                            }
-                    })
-                    .map(|(id, order)| (id, order.market))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (order_id, market) in targets {
+        for (_, order_id, market) in self.cancel_all_targets(&owner, c) {
             self.run_engine(market, now_ms, &cancel_command(&owner, order_id), out);
         }
         Ok(())
+    }
+
+    /// The checks of a signed cancel-all that read nothing but the rules and the clock.
+    pub(super) fn check_cancel_all(
+        &self,
+        now_ms: u64,
+        c: &CancelAll,
+    ) -> Result<(), (Owner, Reject)> {
+        let owner = c.owner.to_bytes();
+        self.check_signed_expiry(c.expiry, now_ms)
+            .and_then(|()| self.check_exchange(&c.exchange))
+            .map_err(|(_, r)| (owner, r))
+    }
+
+    /// The open orders of `owner` that cancel-all `c` covers, by nonce: (nonce, order id,
+    /// market).
+    pub(super) fn cancel_all_targets(&self, owner: &Owner, c: &CancelAll) -> Vec<(u64, u64, u32)> {
+        self.owners
+            .get(owner)
+            .map(|o| {
+                o.open
+                    .range(..c.up_to_nonce)
+                    .filter_map(|(nonce, id)| {
+                        let order = self.orders.get(id)?;
+                        cancel_covers(c, order.market, order.side).then_some((
+                            *nonce,
+                            *id,
+                            order.market,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Applies cancel-all `seq`, admitted earlier with `candidates` (order id and the engine's
+    /// events, `None` if the order was no longer resting when its engine came to it, by
+    /// nonce), now that every command before it is applied: exactly [`State::cancel_all`].
+    /// `None` back: the candidates the engines cancelled are not exactly the orders open now,
+    /// which the admission rules out.
+    pub(super) fn cancel_all_matched(
+        &mut self,
+        seq: Seq,
+        now_ms: u64,
+        c: &CancelAll,
+        candidates: Vec<(u64, Option<Vec<m::Event>>)>,
+    ) -> Option<Vec<Event>> {
+        self.last_seq = seq;
+        self.check_cancel_all(now_ms, c).ok()?;
+        let owner = c.owner.to_bytes();
+        let mut targets = self.cancel_all_targets(&owner, c).into_iter();
+        let mut out = Vec::new();
+        for (order_id, matched) in candidates {
+            let Some(events) = matched else {
+                continue;
+            };
+            let (_, target, market) = targets.next()?;
+            if target != order_id {
+                return None;
+            }
+            self.engine_events(market, events, &mut out);
+        }
+        targets.next().is_none().then_some(out)
+    }
+
+    /// Applies tick `seq`, admitted earlier, with each market's expiries (in market order).
+    pub(super) fn tick_matched(
+        &mut self,
+        seq: Seq,
+        expired: Vec<(u32, Vec<m::Event>)>,
+    ) -> Vec<Event> {
+        self.last_seq = seq;
+        let mut out = Vec::new();
+        for (market, events) in expired {
+            self.engine_events(market, events, &mut out);
+        }
+        out
     }
 
     pub(super) fn raise_floor(
@@ -481,9 +518,15 @@ impl State {
     }
 }
 
-/// The highest fee for which a fill credits both parties (a fee of at most the notional):
-/// the condition under which [`State::admit`] may run an order ahead of those in flight.
-const MAX_PIPELINED_FEE_BPS: u16 = 10_000;
+/// Whether cancel-all `c` covers an order in `market` on `side`.
+pub(super) fn cancel_covers(c: &CancelAll, market: u32, side: Side) -> bool {
+    (c.market_index == kestrel::encoding::ALL_MARKETS || market == c.market_index)
+        && match c.side {
+            CancelSide::Both => true,
+            CancelSide::Buy => side == Side::Buy,
+            CancelSide::Sell => side == Side::Sell,
+        }
+}
 
 /// The engine command cancelling `owner`'s order `order_id`.
 pub(super) fn cancel_command(owner: &Owner, order_id: u64) -> m::Command {
@@ -494,7 +537,12 @@ pub(super) fn cancel_command(owner: &Owner, order_id: u64) -> m::Command {
 }
 
 /// The engine command placing order `order_id`.
-fn place_command(order_id: u64, order: &Order, owner: &Owner, terms: &Terms) -> m::Command {
+pub(super) fn place_command(
+    order_id: u64,
+    order: &Order,
+    owner: &Owner,
+    terms: &Terms,
+) -> m::Command {
     m::Command::Place(m::PlaceOrder {
         order_id: m::OrderId(order_id),
         user: m::UserId(*owner),

@@ -1,28 +1,33 @@
 //! One engine thread per market. The sequencer hands each command to a [`Pipeline`] in
-//! sequence order; a new order that is certain to pass its checks at its turn
-//! ([`State::admit`]), and a cancel of an order open now ([`State::admit_cancel`]), go to
-//! their market's engine thread, which matches them while the sequencer goes on journaling
-//! the next commands and syncing the journal; everything else is applied on the sequencer's
-//! thread once the commands before it are. Every command's events are then
-//! produced in sequence order by the same code a serial replay runs, so the events and the
-//! state are exactly those of [`State::apply`] on the same commands: recovery replays the
-//! journal serially and reaches the same state.
+//! sequence order. A command whose turn cannot be decided differently from now, whatever the
+//! commands in flight ahead of it do ([`State::admit`], in `admission.rs`), goes ahead: its
+//! engine commands (a new order, a cancel, a replacement, each order a cancel-all covers, a
+//! tick's expiries) are queued for their markets' engine threads, which match them while the
+//! sequencer goes on journaling the next commands and syncing the journal; a command that needs
+//! no engine (a deposit, a withdrawal request or outcome, a settlement update) just waits for
+//! its turn. Any other command is applied on the sequencer's thread once every command before
+//! it is. Every command's events are produced in sequence order by the same code a serial
+//! replay runs, so the events and the state are exactly those of [`State::apply`] on the same
+//! commands: recovery replays the journal serially and reaches the same state.
 //!
 //! Why the result cannot differ: each engine sees its market's commands in sequence order
-//! (admitted commands are matched in their market's queue, and a command applied on the
+//! (queued commands are matched in their market's queue, and a command applied on the
 //! sequencer's thread first has every command queued before it matched); the engine reads
 //! nothing but its own book; and every ledger, order and nonce change is made on the
-//! sequencer's thread in sequence order. Only the admission decision is taken early, and it
-//! is conservative ([`State::admit`]); a cancel whose order was filled by a command ahead of
-//! it is left by the engine thread, which checks that the order still rests, and refused at
-//! its turn ([`State::admit_cancel`]).
+//! sequencer's thread in sequence order. Only the admission is decided early, and it is
+//! conservative. A cancel or replacement whose order a command ahead of it closed is left by
+//! the engine, which checks that the order still rests when it comes to the command, and is
+//! refused at its turn as serially: at that point the order rests in its engine exactly when
+//! the router holds it open at the command's turn. A cancel-all's orders in one market are
+//! checked together before the first of them is cancelled, as a serial run lists them before
+//! cancelling them (a cancel can expire a later one on its way).
 
+use super::admission::{pipelines, InFlight, Part};
 use super::book::match_on;
 use super::{EngineCell, State};
-use crate::model::{Command, Event, Owner, Seq, Sig};
-use kestrel::encoding::{Cancel, Order};
+use crate::model::{Command, Event, Seq};
 use kestrel_matcher as m;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -37,7 +42,7 @@ pub enum PipelineError {
     /// A market's engine thread is gone (it panicked).
     #[error("the engine thread of market {0} stopped")]
     EngineStopped(u32),
-    /// A command matched ahead of its turn disagreed with its turn (an admitted order was
+    /// A command that went ahead of its turn disagreed with its turn (an admitted order was
     /// refused). The admission rules (module docs) rule this out; the state is not used
     /// after it.
     #[error("command {0} was matched ahead of its turn but its turn disagrees")]
@@ -47,102 +52,60 @@ pub enum PipelineError {
     Spawn(std::io::Error),
 }
 
-/// What an admitted order reserves until it is applied, and its engine command.
-pub(super) struct Admitted {
-    pub(super) owner: Owner,
-    pub(super) nonce: u64,
-    pub(super) hold_asset: u8,
-    pub(super) hold: u64,
-    pub(super) market: u32,
-    pub(super) command: m::Command,
-}
-
-/// What the admitted orders not yet applied will take: holds per (owner, asset), open
-/// orders per owner, nonces.
-#[derive(Default)]
-pub(super) struct InFlight {
-    held: HashMap<(Owner, u8), u128>,
-    opening: HashMap<Owner, usize>,
-    nonces: HashSet<(Owner, u64)>,
-}
-
-impl InFlight {
-    pub(super) fn held(&self, owner: &Owner, asset: u8) -> u128 {
-        self.held.get(&(*owner, asset)).copied().unwrap_or(0)
-    }
-
-    pub(super) fn opening(&self, owner: &Owner) -> usize {
-        self.opening.get(owner).copied().unwrap_or(0)
-    }
-
-    pub(super) fn uses_nonce(&self, owner: &Owner, nonce: u64) -> bool {
-        self.nonces.contains(&(*owner, nonce))
-    }
-
-    fn add(&mut self, a: &Admitted) {
-        let held = self.held.entry((a.owner, a.hold_asset)).or_default();
-        *held = held.saturating_add(u128::from(a.hold));
-        let opening = self.opening.entry(a.owner).or_default();
-        *opening = opening.saturating_add(1);
-        self.nonces.insert((a.owner, a.nonce));
-    }
-
-    fn clear(&mut self) {
-        self.held.clear();
-        self.opening.clear();
-        self.nonces.clear();
-    }
-}
-
 /// A command handed to the pipeline, in sequence order.
 enum Slot {
     /// Applied: its events.
     Applied(Seq, Vec<Event>),
-    /// An admitted command, applied once its engine's outcome is back.
-    Matching(Box<Matching>),
+    /// A command that went ahead, applied at its turn once its engine work is back.
+    Ahead(Box<Ahead>),
 }
 
-struct Matching {
+struct Ahead {
     seq: Seq,
     now_ms: u64,
-    command: Ahead,
-    /// The engine's outcome, once matched.
-    outcome: Option<Outcome>,
+    command: Command,
+    /// Its engine commands, in serial order (none: it needs no engine).
+    parts: Vec<Outcome>,
 }
 
-/// A command matched ahead of its turn.
-enum Ahead {
-    Place { order: Order, signature: Sig },
-    Cancel(Cancel),
+/// One engine command of a command that went ahead, and what its engine made of it.
+struct Outcome {
+    market: u32,
+    /// The order it acts on (a cancel or a replacement).
+    order: Option<u64>,
+    /// Once back: its events, or `None` if it was left because its order no longer rested.
+    matched: Option<Option<Vec<m::Event>>>,
 }
 
-/// What an engine made of a job: its events, or `None` if the job was left because the
-/// order it cancels was no longer resting.
-type Outcome = Option<Vec<m::Event>>;
-
-/// One admitted command for an engine thread; `slot` says where its outcome goes.
+/// A command's engine commands in one market, for that market's engine thread; `slot` says
+/// where their outcomes go.
 struct Job {
     slot: usize,
     now_ms: u64,
-    command: m::Command,
-    /// Apply only if this order is resting (a cancel).
-    resting: Option<u64>,
+    /// Each command's part index, the order that must rest for it to run, and the command.
+    items: Vec<(usize, Option<u64>, m::Command)>,
 }
 
-/// Matched jobs: each job's slot and outcome.
-type Matched = Vec<(usize, Outcome)>;
+/// Matched jobs: each item's slot, part and outcome.
+type Matched = Vec<(usize, usize, Option<Vec<m::Event>>)>;
 
+/// Matches `jobs` in order. Whether a job's orders rest is read before any of its commands
+/// runs.
 fn match_jobs(engine: &EngineCell, jobs: Vec<Job>) -> Matched {
     let mut engine = engine.lock();
-    jobs.into_iter()
-        .map(|job| {
-            let applies = job
-                .resting
-                .is_none_or(|id| engine.order(m::OrderId(id)).is_some());
-            let outcome = applies.then(|| match_on(&mut engine, job.now_ms, &job.command));
-            (job.slot, outcome)
-        })
-        .collect()
+    let mut matched = Vec::new();
+    for job in jobs {
+        let rests: Vec<bool> = job
+            .items
+            .iter()
+            .map(|(_, order, _)| order.is_none_or(|id| engine.order(m::OrderId(id)).is_some()))
+            .collect();
+        for ((part, _, command), rests) in job.items.into_iter().zip(rests) {
+            let outcome = rests.then(|| match_on(&mut engine, job.now_ms, &command));
+            matched.push((job.slot, part, outcome));
+        }
+    }
+    matched
 }
 
 /// Where the sequencer leaves a market's batch and its engine thread leaves the result.
@@ -180,11 +143,15 @@ struct Worker {
 /// [`Pipeline::finish`].
 pub struct Pipeline {
     workers: BTreeMap<u32, Worker>,
+    /// Whether any command may go ahead ([`pipelines`]).
+    enabled: bool,
     slots: Vec<Slot>,
     queued: BTreeMap<u32, Vec<Job>>,
     /// Markets whose batch was handed over and is not back yet.
     awaiting: Vec<u32>,
     inflight: InFlight,
+    /// How many commands in `slots` went ahead and are not applied yet.
+    ahead: usize,
     admitted: u64,
     threaded: u64,
 }
@@ -214,17 +181,20 @@ impl Pipeline {
         }
         Ok(Pipeline {
             workers,
+            enabled: pipelines(state),
             slots: Vec::new(),
             queued: BTreeMap::new(),
             awaiting: Vec::new(),
             inflight: InFlight::default(),
+            ahead: 0,
             admitted: 0,
             threaded: 0,
         })
     }
 
-    /// Takes command `seq`: an admitted order is queued for its engine thread; any other
-    /// command is applied at once, after the orders queued before it.
+    /// Takes command `seq`: an admitted command goes ahead (its engine commands queued for
+    /// their engine threads); any other command is applied at once, after every command
+    /// before it.
     pub fn submit(
         &mut self,
         state: &mut State,
@@ -232,59 +202,80 @@ impl Pipeline {
         now_ms: u64,
         command: &Command,
     ) -> Result<(), PipelineError> {
-        let ahead = match command {
-            Command::Place { order, signature } => state
-                .admit(seq, now_ms, order, &self.inflight)
-                .map(|admitted| {
-                    self.inflight.add(&admitted);
-                    let job = (admitted.market, admitted.command, None);
-                    let ahead = Ahead::Place {
-                        order: *order,
-                        signature: *signature,
-                    };
-                    (job, ahead)
-                }),
-            Command::Cancel(c) => {
-                state
-                    .admit_cancel(now_ms, c)
-                    .map(|(market, order_id, engine_command)| {
-                        ((market, engine_command, Some(order_id)), Ahead::Cancel(*c))
-                    })
-            }
-            _ => None,
+        let admitted = if self.enabled {
+            state.admit(seq, now_ms, command, &mut self.inflight)
+        } else {
+            None
         };
-        if let Some(((market, engine_command, resting), ahead)) = ahead {
-            self.admitted = self.admitted.saturating_add(1);
-            self.queued.entry(market).or_default().push(Job {
-                slot: self.slots.len(),
-                now_ms,
-                command: engine_command,
-                resting,
-            });
-            self.slots.push(Slot::Matching(Box::new(Matching {
-                seq,
-                now_ms,
-                command: ahead,
-                outcome: None,
-            })));
+        if let Some(parts) = admitted {
+            if parts.is_empty() && self.ahead == 0 {
+                // It needs no engine and nothing is in flight: applied now, it waits for
+                // nothing and the commands behind it see its credits.
+                self.inflight.clear();
+                let events = state.apply(seq, now_ms, command);
+                self.slots.push(Slot::Applied(seq, events));
+                return Ok(());
+            }
+            if matches!(
+                command,
+                Command::Place { .. }
+                    | Command::Cancel(_)
+                    | Command::Replace { .. }
+                    | Command::CancelAll(_)
+            ) {
+                self.admitted = self.admitted.saturating_add(1);
+            }
+            self.queue(seq, now_ms, command, parts);
             return Ok(());
         }
         self.collect()?;
         self.match_queued_here();
-        self.apply_matched(state)?;
+        self.apply_ahead(state)?;
         let events = state.apply(seq, now_ms, command);
         self.slots.push(Slot::Applied(seq, events));
         Ok(())
     }
 
-    /// How many orders and cancels were admitted ahead of their turn so far.
+    /// Queues an admitted command's engine commands, one job per market.
+    fn queue(&mut self, seq: Seq, now_ms: u64, command: &Command, parts: Vec<Part>) {
+        let slot = self.slots.len();
+        let mut jobs: BTreeMap<u32, Job> = BTreeMap::new();
+        let mut outcomes = Vec::with_capacity(parts.len());
+        for (index, part) in parts.into_iter().enumerate() {
+            jobs.entry(part.market)
+                .or_insert_with(|| Job {
+                    slot,
+                    now_ms,
+                    items: Vec::new(),
+                })
+                .items
+                .push((index, part.resting, part.command));
+            outcomes.push(Outcome {
+                market: part.market,
+                order: part.resting,
+                matched: None,
+            });
+        }
+        for (market, job) in jobs {
+            self.queued.entry(market).or_default().push(job);
+        }
+        self.ahead = self.ahead.saturating_add(1);
+        self.slots.push(Slot::Ahead(Box::new(Ahead {
+            seq,
+            now_ms,
+            command: command.clone(),
+            parts: outcomes,
+        })));
+    }
+
+    /// How many orders, cancels, replacements and cancel-alls went ahead of their turn so far.
     pub fn admitted(&self) -> u64 {
         self.admitted
     }
 
-    /// How many of them their market's engine thread matched (the others were matched on
-    /// the sequencer's thread: a command applied there came right after them, or the
-    /// sequencer got back to them before their engine thread did).
+    /// How many engine commands their market's engine thread matched (the others were
+    /// matched on the sequencer's thread: a command applied there came right after them, or
+    /// the sequencer got back to them before their engine thread did).
     pub fn threaded(&self) -> u64 {
         self.threaded
     }
@@ -314,12 +305,12 @@ impl Pipeline {
     pub fn finish(&mut self, state: &mut State) -> Result<Vec<(Seq, Vec<Event>)>, PipelineError> {
         self.collect()?;
         self.match_queued_here();
-        self.apply_matched(state)?;
+        self.apply_ahead(state)?;
         let applied = std::mem::take(&mut self.slots)
             .into_iter()
             .filter_map(|slot| match slot {
                 Slot::Applied(seq, events) => Some((seq, events)),
-                Slot::Matching(_) => None,
+                Slot::Ahead(_) => None,
             })
             .collect();
         Ok(applied)
@@ -365,33 +356,69 @@ impl Pipeline {
     }
 
     fn store(&mut self, matched: Matched) {
-        for (slot, outcome) in matched {
-            if let Some(Slot::Matching(m)) = self.slots.get_mut(slot) {
-                m.outcome = Some(outcome);
+        for (slot, part, outcome) in matched {
+            if let Some(Slot::Ahead(ahead)) = self.slots.get_mut(slot) {
+                if let Some(p) = ahead.parts.get_mut(part) {
+                    p.matched = Some(outcome);
+                }
             }
         }
     }
 
-    /// Applies every admitted command, in sequence order (all are matched by now).
-    fn apply_matched(&mut self, state: &mut State) -> Result<(), PipelineError> {
+    /// Applies every command that went ahead, in sequence order (all are matched by now).
+    fn apply_ahead(&mut self, state: &mut State) -> Result<(), PipelineError> {
         for slot in &mut self.slots {
-            let Slot::Matching(m) = slot else {
+            let Slot::Ahead(ahead) = slot else {
                 continue;
             };
-            let (seq, now_ms) = (m.seq, m.now_ms);
-            let outcome = m.outcome.take().ok_or(PipelineError::Diverged(seq))?;
-            let events = match &m.command {
-                Ahead::Place { order, signature } => outcome.and_then(|matched| {
-                    state
-                        .place_matched(seq, now_ms, order, signature, matched)
-                        .ok()
-                }),
-                Ahead::Cancel(c) => state.cancel_matched(seq, now_ms, c, outcome),
-            };
-            *slot = Slot::Applied(seq, events.ok_or(PipelineError::Diverged(seq))?);
+            let seq = ahead.seq;
+            let events = at_turn(state, ahead).ok_or(PipelineError::Diverged(seq))?;
+            *slot = Slot::Applied(seq, events);
         }
+        self.ahead = 0;
         self.inflight.clear();
         Ok(())
+    }
+}
+
+/// Applies a command that went ahead, at its turn, with its engine outcomes: exactly what
+/// [`State::apply`] does. `None`: an outcome is missing or disagrees with the turn.
+fn at_turn(state: &mut State, ahead: &mut Ahead) -> Option<Vec<Event>> {
+    let (seq, now_ms) = (ahead.seq, ahead.now_ms);
+    let mut parts = Vec::with_capacity(ahead.parts.len());
+    for part in &mut ahead.parts {
+        parts.push((part.market, part.order, part.matched.take()?));
+    }
+    let only = |mut parts: Vec<(u32, Option<u64>, Option<Vec<m::Event>>)>| {
+        let (_, _, matched) = parts.pop()?;
+        parts.is_empty().then_some(matched)
+    };
+    match &ahead.command {
+        Command::Place { order, signature } => {
+            state.place_matched(seq, now_ms, order, signature, only(parts)??)
+        }
+        Command::Cancel(c) => state.cancel_matched(seq, now_ms, c, only(parts)?),
+        Command::Replace {
+            cancel,
+            order,
+            signature,
+        } => state.replace_matched(seq, now_ms, (cancel, order, signature), only(parts)?),
+        Command::CancelAll(c) => {
+            let candidates = parts
+                .into_iter()
+                .map(|(_, order, matched)| Some((order?, matched)))
+                .collect::<Option<Vec<_>>>()?;
+            state.cancel_all_matched(seq, now_ms, c, candidates)
+        }
+        Command::Tick => {
+            let expired = parts
+                .into_iter()
+                .map(|(market, _, matched)| Some((market, matched?)))
+                .collect::<Option<Vec<_>>>()?;
+            Some(state.tick_matched(seq, expired))
+        }
+        command if parts.is_empty() => Some(state.apply(seq, now_ms, command)),
+        _ => None,
     }
 }
 
@@ -466,13 +493,18 @@ mod tests {
     use crate::market::MarketSpec;
     use crate::state::Rules;
     use anchor_lang::prelude::Pubkey;
-    use kestrel::encoding::{OrderType, SelfTrade, Side};
+    use kestrel::encoding::{Order, OrderType, SelfTrade, Side};
 
     const NOW_MS: u64 = 1_800_000_000_000;
 
     fn state() -> State {
-        let spec = MarketSpec {
-            index: 0,
+        state_with_fees(&[0])
+    }
+
+    /// One market per taker fee, all trading asset 0 against asset 1.
+    fn state_with_fees(taker_fees_bps: &[u16]) -> State {
+        let spec = |index: u32, taker_fee_bps: u16| MarketSpec {
+            index,
             base_asset: 0,
             quote_asset: 1,
             base_lot_size: 10,
@@ -482,7 +514,7 @@ mod tests {
             min_price_ticks: 1,
             max_price_ticks: 1_000,
             maker_fee_bps: 0,
-            taker_fee_bps: 0,
+            taker_fee_bps,
             max_orders: 16,
         };
         State::new(Rules {
@@ -491,7 +523,10 @@ mod tests {
                 Pubkey::new_from_array([1; 32]),
                 Pubkey::new_from_array([2; 32]),
             ],
-            markets: vec![spec],
+            markets: (0..)
+                .zip(taker_fees_bps)
+                .map(|(index, fee)| spec(index, *fee))
+                .collect(),
             max_expiry_horizon_secs: 86_400,
             expiry_margin_secs: 0,
             max_open_orders: 8,
@@ -606,5 +641,21 @@ mod tests {
         assert_eq!(pipeline.finish(&mut state).unwrap(), want);
         assert_eq!(pipeline.admitted(), 3);
         assert_eq!(state.state_hash(), serial.state_hash());
+    }
+
+    /// A fee above the notional in any market (a fill there could debit a seller's available
+    /// atoms, which the admission assumes fills never do) keeps every command of every market
+    /// on the sequencer's thread.
+    #[test]
+    fn a_fee_above_the_notional_anywhere_keeps_every_command_in_turn() {
+        for (fees, admitted) in [(&[0, 0][..], 1), (&[0, 20_000][..], 0)] {
+            let mut state = state_with_fees(fees);
+            let mut pipeline = Pipeline::start(&state).unwrap();
+            pipeline.submit(&mut state, 1, NOW_MS, &deposit()).unwrap();
+            pipeline.submit(&mut state, 2, NOW_MS, &sell()).unwrap();
+            pipeline.dispatch();
+            pipeline.finish(&mut state).unwrap();
+            assert_eq!(pipeline.admitted(), admitted, "fees {fees:?}");
+        }
     }
 }
