@@ -98,7 +98,7 @@ fn bid(wallet: &Keypair, price: u64, size: u64, nonce: u64) -> kestrel_sdk::orde
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_maker_follows_its_book_and_fills_and_places_over_the_socket() {
+async fn a_maker_follows_its_book_and_fills_and_places_replaces_and_cancels_over_the_socket() {
     let r = Router::start().await;
     let rest = RestClient::new(r.http_url(), exchange());
     let (client, mut events) = WsClient::connect(config(r.ws_url(), &r.maker, false)).unwrap();
@@ -182,7 +182,22 @@ async fn a_maker_follows_its_book_and_fills_and_places_over_the_socket() {
         Err(Error::Api(e)) => assert_eq!((e.code, e.error.as_str()), (106, "nonce_reused")),
         other => panic!("expected nonce_reused, got {other:?}"),
     }
-    client.cancel(0, 1).await.unwrap();
+    // A replacement over the socket moves the rest of the ask; the cancel names its new nonce.
+    let replaced = client
+        .replace(1, &ask(&r.maker, 1_550, 6, 2))
+        .await
+        .unwrap();
+    assert_eq!(replaced["order_id"], placed["order_id"], "{replaced}");
+    while book.best_ask().map(|l| (l.price_ticks, l.size_lots)) != Some((1_550, 6)) {
+        if let WsEvent::Update(Update {
+            data: Data::Book(delta),
+            ..
+        }) = next_update(&mut events).await
+        {
+            book.apply_delta(&delta).unwrap();
+        }
+    }
+    client.cancel(0, 2).await.unwrap();
     while book.best_ask().is_some() {
         if let WsEvent::Update(Update {
             data: Data::Book(delta),

@@ -15,7 +15,8 @@
 //! - sends a heartbeat every [`WsConfig::heartbeat_interval`] and declares the connection dead
 //!   when nothing at all arrives for [`WsConfig::heartbeat_timeout`].
 //!
-//! Orders, cancels and cancel-alls can be sent over the same connection ([`WsClient::place`]).
+//! Orders, cancels, replacements and cancel-alls can be sent over the same connection
+//! ([`WsClient::place`], [`WsClient::replace`]).
 //! Nothing here panics; failures are [`Error`]s or events.
 //!
 //! ```no_run
@@ -236,10 +237,10 @@ pub enum WsEvent {
 /// A request from a [`WsClient`] handle to the connection task.
 #[derive(Debug)]
 enum Command {
+    /// An order-entry message: `op`, an id the task assigns, and `fields`.
     Request {
         op: &'static str,
-        message: String,
-        signature: String,
+        fields: serde_json::Map<String, serde_json::Value>,
         reply: oneshot::Sender<Result<serde_json::Value, Error>>,
     },
     Resnapshot(u32),
@@ -277,14 +278,18 @@ impl WsClient {
         message: &[u8],
         signature: &[u8; 64],
     ) -> Result<serde_json::Value, Error> {
+        self.send_request(op, signed_fields(message, signature))
+            .await
+    }
+
+    async fn send_request(
+        &self,
+        op: &'static str,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, Error> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::Request {
-                op,
-                message: hex(message),
-                signature: hex(signature),
-                reply,
-            })
+            .send(Command::Request { op, fields, reply })
             .await
             .map_err(|_| Error::Stopped)?;
         answer.await.map_err(|_| Error::Stopped)?
@@ -319,6 +324,36 @@ impl WsClient {
         .encode();
         let signature = auth.signer.sign_message(&bytes);
         self.request("cancel", &bytes, &signature).await
+    }
+
+    /// Moves the authenticated wallet's resting order `old_nonce` to the terms of `order` (a
+    /// fresh nonce; the same market, side, order type, self-trade mode and client order id)
+    /// in one step; the router's result once durable, as `POST /v1/replace` answers.
+    pub async fn replace(
+        &self,
+        old_nonce: u64,
+        order: &SignedOrder,
+    ) -> Result<serde_json::Value, Error> {
+        let auth = self.signer()?;
+        let cancel = Cancel {
+            exchange: auth.exchange,
+            owner: auth.signer.pubkey(),
+            market_index: order.order.market_index,
+            order_nonce: old_nonce,
+            expiry: 0,
+        }
+        .encode();
+        let cancel_signature = auth.signer.sign_message(&cancel);
+        let mut fields = serde_json::Map::new();
+        fields.insert(
+            "cancel".into(),
+            signed_fields(&cancel, &cancel_signature).into(),
+        );
+        fields.insert(
+            "order".into(),
+            signed_fields(&order.bytes(), &order.signature).into(),
+        );
+        self.send_request("replace", fields).await
     }
 
     /// Cancels every order of the authenticated wallet (all markets, both sides) with a nonce
@@ -363,6 +398,17 @@ impl WsClient {
     pub async fn close(&self) {
         let _ = self.commands.send(Command::Close).await;
     }
+}
+
+/// `{"message": hex, "signature": hex}`.
+fn signed_fields(
+    message: &[u8],
+    signature: &[u8; 64],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("message".into(), hex(message).into());
+    fields.insert("signature".into(), hex(signature).into());
+    fields
 }
 
 fn cancel_all_bytes(auth: &WsAuth, up_to_nonce: u64) -> Vec<u8> {

@@ -295,18 +295,15 @@ impl Runner {
         match command {
             Some(Command::Request {
                 op,
-                message,
-                signature,
+                mut fields,
                 reply,
             }) => {
                 self.next_id = self.next_id.wrapping_add(1);
                 let id = self.next_id;
                 self.pending.insert(id, reply);
-                self.send(
-                    socket,
-                    json!({"op": op, "id": id, "message": message, "signature": signature}),
-                )
-                .await
+                fields.insert("op".into(), op.into());
+                fields.insert("id".into(), id.into());
+                self.send(socket, serde_json::Value::Object(fields)).await
             }
             Some(Command::Resnapshot(market)) => {
                 let channel = Channel::Book(market).name();

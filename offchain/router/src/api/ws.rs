@@ -15,7 +15,7 @@
 
 use super::error::{ApiCode, ApiError};
 use super::fanout::{Membership, Route};
-use super::intake::{self, Kind, SignedBody};
+use super::intake::{self, Kind, ReplaceBody, SignedBody};
 use super::limits::{quota, Slot};
 use super::rest::{parse_json, parse_owner};
 use super::socket::{Ended, Socket, Writer};
@@ -225,6 +225,7 @@ enum ClientMessage {
     Cancel(Request),
     CancelAll(Request),
     Withdraw(Request),
+    Replace(ReplaceRequest),
     CancelOnDisconnect {
         message: Option<String>,
         signature: Option<String>,
@@ -236,6 +237,21 @@ struct Request {
     id: Option<serde_json::Value>,
     message: String,
     signature: String,
+}
+
+/// A replace: the signed cancel of the old order and the signed new order, as `/v1/replace`
+/// takes them.
+#[derive(Debug, Deserialize)]
+struct ReplaceRequest {
+    id: Option<serde_json::Value>,
+    cancel: SignedBody,
+    order: SignedBody,
+}
+
+/// A signed command sent over the socket.
+enum Entry {
+    Signed(Kind, SignedBody),
+    Replace(ReplaceBody),
 }
 
 struct Connection {
@@ -410,20 +426,16 @@ impl Connection {
                 self.unsubscribe(&channels);
                 Ok(())
             }
-            ClientMessage::Place(r) => {
-                self.submit(Kind::Place, r);
-                Ok(())
-            }
-            ClientMessage::Cancel(r) => {
-                self.submit(Kind::Cancel, r);
-                Ok(())
-            }
-            ClientMessage::CancelAll(r) => {
-                self.submit(Kind::CancelAll, r);
-                Ok(())
-            }
-            ClientMessage::Withdraw(r) => {
-                self.submit(Kind::Withdraw, r);
+            ClientMessage::Place(r) => self.submit_signed(Kind::Place, r),
+            ClientMessage::Cancel(r) => self.submit_signed(Kind::Cancel, r),
+            ClientMessage::CancelAll(r) => self.submit_signed(Kind::CancelAll, r),
+            ClientMessage::Withdraw(r) => self.submit_signed(Kind::Withdraw, r),
+            ClientMessage::Replace(r) => {
+                let body = ReplaceBody {
+                    cancel: r.cancel,
+                    order: r.order,
+                };
+                self.submit(r.id, Entry::Replace(body));
                 Ok(())
             }
             ClientMessage::CancelOnDisconnect { message, signature } => {
@@ -549,23 +561,33 @@ impl Connection {
             .json(&serde_json::json!({"type": "unsubscribed", "channels": channels}));
     }
 
-    fn submit(&self, kind: Kind, request: Request) {
+    fn submit_signed(&self, kind: Kind, request: Request) -> Result<(), ApiError> {
+        let body = SignedBody {
+            message: request.message,
+            signature: request.signature,
+        };
+        self.submit(request.id, Entry::Signed(kind, body));
+        Ok(())
+    }
+
+    /// Submits a signed command; its answer is written once it is durable (or refused).
+    fn submit(&self, id: Option<serde_json::Value>, entry: Entry) {
         let shared = self.shared.clone();
         let writer = self.writer.clone();
         tokio::spawn(async move {
-            let body = SignedBody {
-                message: request.message,
-                signature: request.signature,
+            let result = match &entry {
+                Entry::Signed(kind, body) => intake::submit(&shared, *kind, body).await,
+                Entry::Replace(body) => intake::submit_replace(&shared, body).await,
             };
-            let reply = match intake::submit(&shared, kind, &body).await {
+            let reply = match result {
                 // The same answer, decimal fields included, as REST gives the same command.
                 Ok(accepted) => {
-                    let id = request.id.unwrap_or(serde_json::Value::Null);
+                    let id = id.unwrap_or(serde_json::Value::Null);
                     let result = accepted.answer(&shared.decimals);
                     format!(r#"{{"type":"result","id":{id},"ok":true,"result":{result}}}"#)
                 }
                 Err(error) => serde_json::json!({
-                    "type": "result", "id": request.id, "ok": false, "error": error.to_json(),
+                    "type": "result", "id": id, "ok": false, "error": error.to_json(),
                 })
                 .to_string(),
             };

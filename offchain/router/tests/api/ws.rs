@@ -186,6 +186,78 @@ async fn fills_reach_public_and_private_channels_and_orders_enter_over_ws() {
     t.api.shutdown().await.unwrap();
 }
 
+/// A market maker moves its quote over the WebSocket: the answer is the REST replace's; a
+/// refusal and half a replace get typed errors and the connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_order_is_replaced_over_ws() {
+    let t = TestApi::start().await;
+    let (mut maker, _) = funded(&t).await;
+    let mut c = Client::connect(&t).await;
+    let first = maker.order_terms(Side::Sell, 1_600, 5);
+    let order = maker.sign_order(&first);
+    c.send(json!({"op": "place", "id": 1, "message": order["message"], "signature": order["signature"]})).await;
+    let placed = c.until("result").await;
+    assert_eq!(placed["ok"].as_bool(), Some(true), "{placed}");
+    let order_id = placed["result"]["order_id"].as_u64();
+
+    let mut moved = maker.order_terms(Side::Sell, 1_650, 3);
+    moved.client_order_id = first.client_order_id;
+    c.send(json!({"op": "replace", "id": 2, "cancel": maker.cancel(0, first.nonce), "order": maker.sign_order(&moved)})).await;
+    let replaced = c.until("result").await;
+    assert_eq!(
+        (replaced["id"].as_u64(), replaced["ok"].as_bool()),
+        (Some(2), Some(true)),
+        "{replaced}"
+    );
+    assert_eq!(replaced["result"]["order_id"].as_u64(), order_id);
+    let event = replaced["result"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "order_replaced")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (
+            event["nonce"].as_u64(),
+            event["price_ticks"].as_u64(),
+            event["size_lots"].as_u64()
+        ),
+        (Some(moved.nonce), Some(1_650), Some(3)),
+        "{event}"
+    );
+    t.eventually("/v1/markets/0/book", |b| {
+        b["asks"] == json!([{"price_ticks": 1650, "price_ticks_decimal": "16.5", "size_lots": 3, "size_lots_decimal": "3000", "orders": 1}])
+    })
+    .await;
+
+    // The old nonce names nothing any more: refused as REST refuses it.
+    let mut again = maker.order_terms(Side::Sell, 1_600, 2);
+    again.client_order_id = first.client_order_id;
+    c.send(json!({"op": "replace", "id": 3, "cancel": maker.cancel(0, first.nonce), "order": maker.sign_order(&again)})).await;
+    let unknown = c.until("result").await;
+    assert_eq!(
+        (
+            unknown["id"].as_u64(),
+            unknown["ok"].as_bool(),
+            unknown["error"]["code"].as_u64()
+        ),
+        (Some(3), Some(false), Some(140)),
+        "{unknown}"
+    );
+    // Half a replace is a malformed message.
+    c.send(json!({"op": "replace", "id": 4, "order": maker.sign_order(&again)}))
+        .await;
+    let malformed = c.until("error").await;
+    assert_eq!(
+        malformed["error"]["error"], "invalid_request",
+        "{malformed}"
+    );
+    c.send(json!({"op": "ping"})).await;
+    c.until("pong").await;
+    t.api.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_is_not_an_upgrade_gets_a_typed_error() {
     let t = TestApi::start().await;
