@@ -15,7 +15,9 @@
 //!
 //! Orders are signed before the clock starts (the load generator shares the cores with the
 //! server; signing is the client's cost, not the router's). The mix per client cycle of 10:
-//! 5 resting limit orders around the mid, 2 crossing immediate-or-cancel orders, 3 cancels.
+//! 5 resting limit orders around the mid, 2 crossing immediate-or-cancel orders, 3 cancels;
+//! with `--mix quotes` (a market maker moving its quotes) the 3 cancels are replacements of
+//! the newest resting order to a new price and size (two signed messages each).
 //!
 //! The intake load generator runs in the server's process on its own runtime, or with
 //! `--client-process` in a child process (the bench re-executes itself), so that client and
@@ -25,7 +27,7 @@
 //! flags: `--clients N --rate R --secs S --window W --subs S --fanout-orders N
 //! --fanout-rate R --verify-threads T (0 = inline) --group-window-us U --projector-delay-ms D
 //! --projector-batch N --database-url URL (default: SQLite in a temporary directory)
-//! --client-process
+//! --client-process --mix standard|quotes
 //! --only http-open,http-max,ws-open,ws-max,fanout`.
 #![allow(
     clippy::unwrap_used,
@@ -99,6 +101,8 @@ struct Args {
     database_url: Option<String>,
     /// Run the intake load generator in a child process.
     client_process: bool,
+    /// Replacements instead of cancels in the mix.
+    quotes: bool,
     only: Vec<String>,
 }
 
@@ -118,6 +122,7 @@ impl Args {
             projector_batch: None,
             database_url: None,
             client_process: false,
+            quotes: false,
             only: ["http-open", "http-max", "ws-open", "ws-max", "fanout"]
                 .map(String::from)
                 .to_vec(),
@@ -139,6 +144,13 @@ impl Args {
                 "--projector-batch" => a.projector_batch = Some(value().parse().unwrap()),
                 "--database-url" => a.database_url = Some(value()),
                 "--client-process" => a.client_process = true,
+                "--mix" => {
+                    a.quotes = match value().as_str() {
+                        "standard" => false,
+                        "quotes" => true,
+                        other => panic!("unknown mix {other}"),
+                    }
+                }
                 "--only" => a.only = value().split(',').map(String::from).collect(),
                 "--bench" => {}
                 other => panic!("unknown flag {other}"),
@@ -198,8 +210,9 @@ struct Wallet {
     key: SigningKey,
     owner: [u8; 32],
     nonce: u64,
-    /// Nonces of the resting orders of the previous cycle, cancelled in this one.
-    resting: Vec<u64>,
+    /// Resting orders of the previous cycles (nonce, side, client order id), cancelled or
+    /// replaced in this one.
+    resting: Vec<(u64, Side, u64)>,
     cycle: u64,
 }
 
@@ -225,6 +238,19 @@ impl Wallet {
         price: u64,
         size: u64,
     ) -> Vec<u8> {
+        self.order_as(market, side, kind, price, size, self.nonce + 1)
+    }
+
+    /// An order under the next nonce with `client_order_id`.
+    fn order_as(
+        &mut self,
+        market: u32,
+        side: Side,
+        kind: OrderType,
+        price: u64,
+        size: u64,
+        client_order_id: u64,
+    ) -> Vec<u8> {
         self.nonce += 1;
         Order {
             exchange: exchange(),
@@ -237,14 +263,14 @@ impl Wallet {
             size_lots: size,
             nonce: self.nonce,
             expiry: 0,
-            client_order_id: self.nonce,
+            client_order_id,
         }
         .encode()
         .to_vec()
     }
 
-    /// The next message of the mix: (kind path, canonical bytes).
-    fn next(&mut self, k: u64) -> (&'static str, Vec<u8>) {
+    /// The next message of the mix: (kind path, its JSON body).
+    fn next(&mut self, k: u64, quotes: bool) -> (&'static str, String) {
         let slot = k % 10;
         if slot == 0 {
             self.cycle += 1;
@@ -259,8 +285,8 @@ impl Wallet {
                     (Side::Sell, MID + 1 + r)
                 };
                 let bytes = self.order(0, side, OrderType::Limit, price, 1 + r % 3);
-                self.resting.push(self.nonce);
-                ("orders", bytes)
+                self.resting.push((self.nonce, side, self.nonce));
+                ("orders", self.signed_json(&bytes))
             }
             5 | 6 => {
                 let (side, price) = if buy_side {
@@ -268,22 +294,38 @@ impl Wallet {
                 } else {
                     (Side::Sell, MID - 25)
                 };
-                (
-                    "orders",
-                    self.order(0, side, OrderType::ImmediateOrCancel, price, 1),
-                )
+                let bytes = self.order(0, side, OrderType::ImmediateOrCancel, price, 1);
+                ("orders", self.signed_json(&bytes))
             }
             _ => {
-                // Cancel the newest resting order (it may have filled meanwhile).
-                let nonce = self.resting.pop().unwrap_or(self.nonce);
+                // Cancel or move the newest resting order (it may have filled meanwhile).
+                let (nonce, side, client) =
+                    self.resting
+                        .pop()
+                        .unwrap_or((self.nonce, Side::Buy, self.nonce));
                 let cancel = Cancel {
                     exchange: exchange(),
                     owner: Pubkey::new_from_array(self.owner),
                     market_index: 0,
                     order_nonce: nonce,
                     expiry: 0,
+                }
+                .encode();
+                if !quotes {
+                    return ("cancel", self.signed_json(&cancel));
+                }
+                let price = match side {
+                    Side::Buy => MID - 1 - r,
+                    Side::Sell => MID + 1 + r,
                 };
-                ("cancel", cancel.encode().to_vec())
+                let order = self.order_as(0, side, OrderType::Limit, price, 1 + r % 3, client);
+                self.resting.push((self.nonce, side, client));
+                let body = format!(
+                    r#"{{"cancel":{},"order":{}}}"#,
+                    self.signed_json(&cancel),
+                    self.signed_json(&order)
+                );
+                ("replace", body)
             }
         }
     }
@@ -304,7 +346,7 @@ struct Op {
 }
 
 /// Signs `per_client` messages for every wallet, on all cores.
-fn presign(wallets: &mut [Wallet], per_client: usize, start_k: u64) -> Vec<Vec<Op>> {
+fn presign(wallets: &mut [Wallet], per_client: usize, start_k: u64, quotes: bool) -> Vec<Vec<Op>> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = wallets.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
@@ -316,11 +358,8 @@ fn presign(wallets: &mut [Wallet], per_client: usize, start_k: u64) -> Vec<Vec<O
                         .map(|w| {
                             (0..per_client as u64)
                                 .map(|k| {
-                                    let (path, bytes) = w.next(start_k + k);
-                                    Op {
-                                        path,
-                                        json: w.signed_json(&bytes),
-                                    }
+                                    let (path, json) = w.next(start_k + k, quotes);
+                                    Op { path, json }
                                 })
                                 .collect::<Vec<_>>()
                         })
@@ -336,10 +375,9 @@ fn presign(wallets: &mut [Wallet], per_client: usize, start_k: u64) -> Vec<Vec<O
 }
 
 fn ws_text(op: &Op, id: usize) -> String {
-    let kind = if op.path == "orders" {
-        "place"
-    } else {
-        "cancel"
+    let kind = match op.path {
+        "orders" => "place",
+        path => path,
     };
     // `{"message":..,"signature":..}` → `{"op":..,"id":..,"message":..,"signature":..}`
     format!(r#"{{"op":"{kind}","id":{id},{}"#, &op.json[1..])
@@ -1099,7 +1137,7 @@ fn intake_phases(
     let mut wallets: Vec<Wallet> = (0..args.clients).map(Wallet::new).collect();
     let mut k = 0u64;
     let mut next_ops = |wallets: &mut [Wallet], per_client: usize| {
-        let ops = presign(wallets, per_client, k);
+        let ops = presign(wallets, per_client, k, args.quotes);
         k += per_client as u64;
         ops
     };
