@@ -54,6 +54,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod fanout;
 
+/// The allocator of the `kestrel` binary, so that the bench measures what the node runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BASE: u8 = 0;
 const QUOTE: u8 = 1;
 const MID: u64 = 100_000;
