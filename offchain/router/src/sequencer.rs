@@ -124,6 +124,7 @@ pub struct Config {
 pub struct PipelineStats {
     ahead: AtomicU64,
     threaded: AtomicU64,
+    waited: AtomicU64,
 }
 
 impl PipelineStats {
@@ -141,9 +142,16 @@ impl PipelineStats {
         self.threaded.load(Ordering::Relaxed)
     }
 
+    /// Commands that could not go ahead while others were in flight, and waited for all of
+    /// them to be matched and applied.
+    pub fn waited(&self) -> u64 {
+        self.waited.load(Ordering::Relaxed)
+    }
+
     fn record(&self, pipeline: &Pipeline) {
         self.ahead.store(pipeline.admitted(), Ordering::Relaxed);
         self.threaded.store(pipeline.threaded(), Ordering::Relaxed);
+        self.waited.store(pipeline.waited(), Ordering::Relaxed);
     }
 }
 

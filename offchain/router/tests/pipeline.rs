@@ -3,9 +3,9 @@
 //! command and the same state as [`State::apply`] one command at a time (which is what
 //! recovery replays). The streams are built to make early admission wrong if it were not
 //! conservative: small balances that fills replenish, an owner trading in both markets on one
-//! quote asset, nonces reused within a batch, a low open-order limit, cancels, replacements and
-//! cancel-alls of orders placed in the same batch, orders that expire between commands,
-//! withdrawals and deposits between orders.
+//! quote asset, nonces reused within a batch (after an order refused for its price, too), a
+//! low open-order limit, cancels, replacements and cancel-alls of orders placed in the same
+//! batch, orders that expire between commands, withdrawals and deposits between orders.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -136,16 +136,21 @@ enum Op {
     },
 }
 
+/// Around 100 ticks, now and then outside the markets' range (refused after the nonce is used).
+fn price() -> impl Strategy<Value = u64> {
+    prop_oneof![20 => 95u64..106, 1 => Just(0u64), 1 => Just(1_001u64)]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let o = 0..OWNERS;
     prop_oneof![
         2 => (o.clone(), 0u8..3, 1u64..6_000).prop_map(|(owner, asset, amount)| Op::Deposit { owner, asset, amount }),
-        12 => (o.clone(), 0u32..2, any::<bool>(), 95u64..106, 1u64..30, 0u8..6, proptest::bool::weighted(0.1), proptest::bool::weighted(0.2))
+        12 => (o.clone(), 0u32..2, any::<bool>(), price(), 1u64..30, 0u8..6, proptest::bool::weighted(0.1), proptest::bool::weighted(0.2))
             .prop_map(|(owner, market, buy, price, size, kind, reuse, expires)| Op::Order { owner, market, buy, price, size, kind, reuse, expires }),
         4 => (o.clone(), 0u32..2, 0u64..4).prop_map(|(owner, market, back)| Op::Cancel { owner, market, back }),
         2 => (o.clone(), proptest::option::of(0u32..2), 0u8..3, 0u64..3)
             .prop_map(|(owner, market, side, back)| Op::CancelAll { owner, market, side, back }),
-        4 => (o.clone(), 0u64..4, 95u64..106, 1u64..30, proptest::bool::weighted(0.2), proptest::bool::weighted(0.1))
+        4 => (o.clone(), 0u64..4, price(), 1u64..30, proptest::bool::weighted(0.2), proptest::bool::weighted(0.1))
             .prop_map(|(owner, back, price, size, expires, mismatch)| Op::Replace { owner, back, price, size, expires, mismatch }),
         1 => (o.clone(), 0u8..3, 1u64..20_000, 1u64..1_000).prop_map(|(owner, asset, amount, nonce)| Op::Withdraw { owner, asset, amount, nonce }),
         1 => (1u64..20, any::<bool>()).prop_map(|(back, confirmed)| Op::WithdrawalFinished { back, confirmed }),

@@ -1096,9 +1096,10 @@ fn run(args: &Args) {
             .unwrap_or(0)
     };
     println!(
-        "engine threads: {} orders and cancels queued ahead of their turn, {} of them matched on their market's engine thread (all phases)",
+        "engine threads: {} orders, cancels, replacements and cancel-alls went to their engines ahead of their turn, {} engine commands matched on their market's engine thread, {} commands waited for every command in flight (all phases)",
         counter("kestrel_api_sequencer_ahead_total "),
-        counter("kestrel_api_sequencer_engine_thread_total ")
+        counter("kestrel_api_sequencer_engine_thread_total "),
+        counter("kestrel_api_sequencer_waited_total ")
     );
     projection_lag(&server_rt, &api, &maker);
     if args.runs("fanout") {

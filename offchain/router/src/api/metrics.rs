@@ -108,6 +108,7 @@ pub struct PipelineCounters {
     stats: Arc<PipelineStats>,
     ahead: IntCounter,
     threaded: IntCounter,
+    waited: IntCounter,
 }
 
 impl PipelineCounters {
@@ -123,6 +124,10 @@ impl PipelineCounters {
                 "sequencer_engine_thread_total",
                 "Engine commands matched on their market's engine thread (the rest of those that went ahead were matched on the sequencer's thread)",
             )?,
+            waited: IntCounter::new(
+                "sequencer_waited_total",
+                "Commands that could not go ahead and waited for every command in flight to be matched and applied",
+            )?,
         })
     }
 }
@@ -133,6 +138,7 @@ impl Collector for PipelineCounters {
             .desc()
             .into_iter()
             .chain(self.threaded.desc())
+            .chain(self.waited.desc())
             .collect()
     }
 
@@ -140,6 +146,7 @@ impl Collector for PipelineCounters {
         for (counter, total) in [
             (&self.ahead, self.stats.ahead()),
             (&self.threaded, self.stats.threaded()),
+            (&self.waited, self.stats.waited()),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }
@@ -147,6 +154,7 @@ impl Collector for PipelineCounters {
             .collect()
             .into_iter()
             .chain(self.threaded.collect())
+            .chain(self.waited.collect())
             .collect()
     }
 }

@@ -2,7 +2,10 @@
 //! ahead of a command may still change by its turn.
 //!
 //! A command goes ahead when its turn cannot be decided differently from now, whatever the
-//! commands still in flight ahead of it do. Every command in flight was itself admitted here
+//! commands still in flight ahead of it do, or when it is certain not to reach an engine at
+//! its turn (it needs none, or it is certain to be refused before: a reused nonce, terms out of
+//! range, a cancel of a nonce no order can hold by then); the latter is simply applied at its
+//! turn. Every command in flight was itself admitted here
 //! (any other command first waits for all of them), and together they can only:
 //! - add to an owner's available atoms (fills and releases credit), except for what they hold
 //!   themselves, which [`InFlight`] counts: a new order's hold, a replacement's new hold in
@@ -57,7 +60,11 @@ struct Placed {
 pub(super) struct InFlight {
     held: HashMap<(Owner, u8), u128>,
     opening: HashMap<Owner, usize>,
+    /// Nonces the commands in flight may use by their turn.
     nonces: HashSet<(Owner, u64)>,
+    /// Of those, the ones certain to be used by then (a replacement uses its nonce only if
+    /// its order is still open at its turn).
+    used: HashSet<(Owner, u64)>,
     placed: BTreeMap<(Owner, u64), Placed>,
     replaced: HashSet<u64>,
     replacing: HashSet<Owner>,
@@ -93,6 +100,7 @@ impl InFlight {
         self.held.clear();
         self.opening.clear();
         self.nonces.clear();
+        self.used.clear();
         self.placed.clear();
         self.replaced.clear();
         self.replacing.clear();
@@ -137,13 +145,29 @@ impl State {
         command: &Command,
         inflight: &mut InFlight,
     ) -> Option<Vec<Part>> {
+        // Applied at its turn, with no engine work ahead of it.
+        let at_turn = || Some(Vec::new());
+        // A command certain to be refused before it reaches an engine is one of those.
         match command {
-            Command::Place { order, .. } => self.admit_place(seq, now_ms, order, inflight),
-            Command::Cancel(c) => self.admit_cancel(now_ms, c, inflight),
-            Command::Replace { cancel, order, .. } => {
-                self.admit_replace(now_ms, cancel, order, inflight)
-            }
-            Command::CancelAll(c) => self.admit_cancel_all(now_ms, c, inflight),
+            Command::Place { order, .. } => self
+                .admit_place(seq, now_ms, order, inflight)
+                .or_else(|| self.refuses_place(now_ms, order, inflight).then(Vec::new)),
+            Command::Cancel(c) => self.admit_cancel(now_ms, c, inflight).or_else(|| {
+                let certain = self.check_cancel(c, now_ms).is_err()
+                    || self.never_open(&c.owner.to_bytes(), c.order_nonce, inflight);
+                certain.then(Vec::new)
+            }),
+            Command::Replace { cancel, order, .. } => self
+                .admit_replace(now_ms, cancel, order, inflight)
+                .or_else(|| {
+                    let certain = self.check_signed_expiry(cancel.expiry, now_ms).is_err()
+                        || self.check_exchange(&cancel.exchange).is_err()
+                        || self.never_open(&order.owner.to_bytes(), cancel.order_nonce, inflight);
+                    certain.then(Vec::new)
+                }),
+            Command::CancelAll(c) => self
+                .admit_cancel_all(now_ms, c, inflight)
+                .or_else(|| self.check_cancel_all(now_ms, c).is_err().then(Vec::new)),
             Command::Tick => Some(
                 self.engines
                     .keys()
@@ -158,7 +182,7 @@ impl State {
             Command::DepositObserved { .. }
             | Command::SettlementUpdate { .. }
             | Command::WithdrawalBroadcast { .. }
-            | Command::WithdrawalFinished { .. } => Some(Vec::new()),
+            | Command::WithdrawalFinished { .. } => at_turn(),
             Command::Withdraw(w) => {
                 let asset = self
                     .rules
@@ -169,7 +193,7 @@ impl State {
                 if let Some(asset) = asset {
                     inflight.hold(&w.owner.to_bytes(), asset, w.amount);
                 }
-                Some(Vec::new())
+                at_turn()
             }
             // They cancel orders chosen by balances and nonces at their turn.
             Command::NonceFloorObserved { .. } | Command::ChainWithdrawal { .. } => None,
@@ -206,6 +230,7 @@ impl State {
         let opening = inflight.opening.entry(owner).or_default();
         *opening = opening.saturating_add(1);
         inflight.nonces.insert((owner, order.nonce));
+        inflight.used.insert((owner, order.nonce));
         inflight.placed.insert(
             (owner, order.nonce),
             Placed {
@@ -325,6 +350,41 @@ impl State {
                 })
                 .collect(),
         )
+    }
+
+    /// Whether order `order` is certain to be refused at its turn before its engine: wrong
+    /// exchange or market, a nonce below the floor or certain to be used by then, or terms
+    /// out of range. In the last case its turn uses its nonce (if a replacement ahead has not),
+    /// which `inflight` records.
+    fn refuses_place(&self, now_ms: u64, order: &Order, inflight: &mut InFlight) -> bool {
+        let owner = order.owner.to_bytes();
+        let Some(spec) = self.market(order.market_index) else {
+            return true;
+        };
+        let owner_state = self.owners.get(&owner);
+        if order.exchange != self.rules.exchange
+            || order.nonce < owner_state.map_or(0, |o| o.floor)
+            || owner_state.is_some_and(|o| o.used_nonces.contains(&order.nonce))
+            || inflight.used.contains(&(owner, order.nonce))
+        {
+            return true;
+        }
+        if self.priced_terms(*spec, now_ms, order).is_err() {
+            inflight.nonces.insert((owner, order.nonce));
+            inflight.used.insert((owner, order.nonce));
+            return true;
+        }
+        false
+    }
+
+    /// Whether no order of `owner` can be open under `nonce` at a command's turn: none is now,
+    /// and no command in flight places or moves an order to that nonce.
+    fn never_open(&self, owner: &Owner, nonce: u64, inflight: &InFlight) -> bool {
+        !self
+            .owners
+            .get(owner)
+            .is_some_and(|o| o.open.contains_key(&nonce))
+            && !inflight.nonces.contains(&(*owner, nonce))
     }
 
     /// An order's terms that pass at its turn whatever is in flight: nonce above the floor and

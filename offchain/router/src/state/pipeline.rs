@@ -4,9 +4,9 @@
 //! engine commands (a new order, a cancel, a replacement, each order a cancel-all covers, a
 //! tick's expiries) are queued for their markets' engine threads, which match them while the
 //! sequencer goes on journaling the next commands and syncing the journal; a command that needs
-//! no engine (a deposit, a withdrawal request or outcome, a settlement update) just waits for
-//! its turn. Any other command is applied on the sequencer's thread once every command before
-//! it is. Every command's events are produced in sequence order by the same code a serial
+//! no engine (a deposit, a withdrawal request or outcome, a settlement update, a command
+//! certain to be refused before it reaches one) just waits for its turn. Any other command is
+//! applied on the sequencer's thread once every command before it is. Every command's events are produced in sequence order by the same code a serial
 //! replay runs, so the events and the state are exactly those of [`State::apply`] on the same
 //! commands: recovery replays the journal serially and reaches the same state.
 //!
@@ -154,6 +154,7 @@ pub struct Pipeline {
     ahead: usize,
     admitted: u64,
     threaded: u64,
+    waited: u64,
 }
 
 impl Pipeline {
@@ -189,6 +190,7 @@ impl Pipeline {
             ahead: 0,
             admitted: 0,
             threaded: 0,
+            waited: 0,
         })
     }
 
@@ -216,17 +218,22 @@ impl Pipeline {
                 self.slots.push(Slot::Applied(seq, events));
                 return Ok(());
             }
-            if matches!(
-                command,
-                Command::Place { .. }
-                    | Command::Cancel(_)
-                    | Command::Replace { .. }
-                    | Command::CancelAll(_)
-            ) {
+            if !parts.is_empty()
+                && matches!(
+                    command,
+                    Command::Place { .. }
+                        | Command::Cancel(_)
+                        | Command::Replace { .. }
+                        | Command::CancelAll(_)
+                )
+            {
                 self.admitted = self.admitted.saturating_add(1);
             }
             self.queue(seq, now_ms, command, parts);
             return Ok(());
+        }
+        if self.ahead > 0 {
+            self.waited = self.waited.saturating_add(1);
         }
         self.collect()?;
         self.match_queued_here();
@@ -271,6 +278,12 @@ impl Pipeline {
     /// How many orders, cancels, replacements and cancel-alls went ahead of their turn so far.
     pub fn admitted(&self) -> u64 {
         self.admitted
+    }
+
+    /// How many commands could not go ahead and had to wait for every command in flight to
+    /// be matched and applied.
+    pub fn waited(&self) -> u64 {
+        self.waited
     }
 
     /// How many engine commands their market's engine thread matched (the others were
@@ -385,6 +398,10 @@ impl Pipeline {
 /// [`State::apply`] does. `None`: an outcome is missing or disagrees with the turn.
 fn at_turn(state: &mut State, ahead: &mut Ahead) -> Option<Vec<Event>> {
     let (seq, now_ms) = (ahead.seq, ahead.now_ms);
+    if ahead.parts.is_empty() {
+        // No engine work: applied at its turn as serially.
+        return Some(state.apply(seq, now_ms, &ahead.command));
+    }
     let mut parts = Vec::with_capacity(ahead.parts.len());
     for part in &mut ahead.parts {
         parts.push((part.market, part.order, part.matched.take()?));
@@ -417,7 +434,6 @@ fn at_turn(state: &mut State, ahead: &mut Ahead) -> Option<Vec<Event>> {
                 .collect::<Option<Vec<_>>>()?;
             Some(state.tick_matched(seq, expired))
         }
-        command if parts.is_empty() => Some(state.apply(seq, now_ms, command)),
         _ => None,
     }
 }

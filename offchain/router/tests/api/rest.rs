@@ -578,6 +578,10 @@ async fn metrics_are_served_and_restart_recovers_the_book() {
         text.contains("kestrel_api_sequencer_engine_thread_total "),
         "{text}"
     );
+    assert!(
+        text.contains("kestrel_api_sequencer_waited_total "),
+        "{text}"
+    );
     // The SQL projection catches up: nothing sequenced is left untaken.
     let mut caught_up = false;
     for _ in 0..200 {
