@@ -438,6 +438,17 @@ fn limit(owner: u8, market: u32, buy: bool, size: u64, reuse: bool) -> Op {
     }
 }
 
+/// Owner 0 sells 3 and then 5 lots in market 0, owner 1 holds quote to buy them; then `ops`.
+fn two_resting_sells(ops: Vec<(Op, bool)>) -> Vec<(Op, bool)> {
+    let setup = vec![
+        (deposit(0, 0, 10_000), false),
+        (deposit(1, 1, 1_000_000), false),
+        (limit(0, 0, false, 3, false), false),
+        (limit(0, 0, false, 5, false), true),
+    ];
+    setup.into_iter().chain(ops).collect()
+}
+
 /// Commands from ops, `STEP_MS` apart (plus any sleeps); `true` ends a batch after the op.
 fn commands(ops: Vec<(Op, bool)>) -> Vec<Step> {
     let mut signer = Signer::default();
@@ -529,11 +540,7 @@ fn a_nonce_reused_in_the_batch_is_refused_at_its_turn() {
 /// taker ahead of it fills in part (the rest is cancelled).
 #[test]
 fn a_cancel_behind_a_fill_of_its_order_is_refused_or_cancels_the_rest() {
-    let commands = commands(vec![
-        (deposit(0, 0, 10_000), false),
-        (deposit(1, 1, 1_000_000), false),
-        (limit(0, 0, false, 3, false), false),
-        (limit(0, 0, false, 5, false), true),
+    let commands = commands(two_resting_sells(vec![
         // One batch: B buys 3 (fills A's first sell), then A cancels it; B buys 2 more (half
         // of A's second sell), then A cancels that one.
         (limit(1, 0, true, 3, false), false),
@@ -555,7 +562,7 @@ fn a_cancel_behind_a_fill_of_its_order_is_refused_or_cancels_the_rest() {
             true,
         ),
         (limit(0, 0, false, 1, false), true),
-    ]);
+    ]));
     let run = pipelined_on_threads(&commands);
     assert_eq!(rejected(&run.events[5]), Some(Reject::UnknownOrder));
     assert!(run.events[7].iter().any(|e| matches!(
@@ -584,11 +591,7 @@ fn a_replacement_behind_a_fill_of_its_order_is_refused_or_moves_the_rest() {
         expires: false,
         mismatch: false,
     };
-    let commands = commands(vec![
-        (deposit(0, 0, 10_000), false),
-        (deposit(1, 1, 1_000_000), false),
-        (limit(0, 0, false, 3, false), false),
-        (limit(0, 0, false, 5, false), true),
+    let commands = commands(two_resting_sells(vec![
         (limit(1, 0, true, 3, false), false),
         (replace(1, 2), false),
         (limit(1, 0, true, 2, false), false),
@@ -602,7 +605,7 @@ fn a_replacement_behind_a_fill_of_its_order_is_refused_or_moves_the_rest() {
             },
             true,
         ),
-    ]);
+    ]));
     let run = pipelined_on_threads(&commands);
     assert_eq!(rejected(&run.events[5]), Some(Reject::UnknownOrder));
     assert!(run.events[7].iter().any(|e| matches!(

@@ -46,7 +46,7 @@ pub(crate) fn fanout(
     );
     let ops: Vec<String> = (0..args.fanout_orders as u64)
         .map(|j| {
-            let bytes = maker.order(1, Side::Sell, OrderType::Limit, 2 * MID + j, 1);
+            let bytes = maker.order(1, Side::Sell, OrderType::Limit, 2 * MID + j, 1, None);
             maker.signed_json(&bytes)
         })
         .collect();

@@ -234,6 +234,7 @@ impl Wallet {
         }
     }
 
+    /// An order under the next nonce, with `client_order_id` (`None`: the nonce).
     fn order(
         &mut self,
         market: u32,
@@ -241,19 +242,7 @@ impl Wallet {
         kind: OrderType,
         price: u64,
         size: u64,
-    ) -> Vec<u8> {
-        self.order_as(market, side, kind, price, size, self.nonce + 1)
-    }
-
-    /// An order under the next nonce with `client_order_id`.
-    fn order_as(
-        &mut self,
-        market: u32,
-        side: Side,
-        kind: OrderType,
-        price: u64,
-        size: u64,
-        client_order_id: u64,
+        client_order_id: Option<u64>,
     ) -> Vec<u8> {
         self.nonce += 1;
         Order {
@@ -267,7 +256,7 @@ impl Wallet {
             size_lots: size,
             nonce: self.nonce,
             expiry: 0,
-            client_order_id,
+            client_order_id: client_order_id.unwrap_or(self.nonce),
         }
         .encode()
         .to_vec()
@@ -288,7 +277,7 @@ impl Wallet {
                 } else {
                     (Side::Sell, MID + 1 + r)
                 };
-                let bytes = self.order(0, side, OrderType::Limit, price, 1 + r % 3);
+                let bytes = self.order(0, side, OrderType::Limit, price, 1 + r % 3, None);
                 self.resting.push((self.nonce, side, self.nonce));
                 ("orders", self.signed_json(&bytes))
             }
@@ -298,7 +287,7 @@ impl Wallet {
                 } else {
                     (Side::Sell, MID - 25)
                 };
-                let bytes = self.order(0, side, OrderType::ImmediateOrCancel, price, 1);
+                let bytes = self.order(0, side, OrderType::ImmediateOrCancel, price, 1, None);
                 ("orders", self.signed_json(&bytes))
             }
             _ => {
@@ -322,7 +311,7 @@ impl Wallet {
                     Side::Buy => MID - 1 - r,
                     Side::Sell => MID + 1 + r,
                 };
-                let order = self.order_as(0, side, OrderType::Limit, price, 1 + r % 3, client);
+                let order = self.order(0, side, OrderType::Limit, price, 1 + r % 3, Some(client));
                 self.resting.push((self.nonce, side, client));
                 let body = format!(
                     r#"{{"cancel":{},"order":{}}}"#,
@@ -393,7 +382,7 @@ fn verify_rate(threads: usize, dur: Duration) -> f64 {
     let sets: Vec<_> = (0..256u64)
         .map(|i| {
             let mut w = Wallet::new(1_000_000 + i as usize);
-            let bytes = w.order(0, Side::Buy, OrderType::Limit, MID, 1);
+            let bytes = w.order(0, Side::Buy, OrderType::Limit, MID, 1, None);
             let sig = w.key.sign(&bytes);
             (w.key.verifying_key(), bytes, sig)
         })

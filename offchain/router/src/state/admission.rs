@@ -3,10 +3,10 @@
 //!
 //! A command goes ahead when its turn cannot be decided differently from now, whatever the
 //! commands still in flight ahead of it do, or when it is certain not to reach an engine at
-//! its turn (it needs none, or it is certain to be refused before: a reused nonce, terms out of
-//! range, a cancel of a nonce no order can hold by then); the latter is simply applied at its
-//! turn. Every command in flight was itself admitted here
-//! (any other command first waits for all of them), and together they can only:
+//! its turn (it needs none, or it is certain to be refused before: a reused nonce, terms out
+//! of range, a cancel of a nonce no order can hold by then); the latter is simply applied at
+//! its turn. Every command in flight was itself admitted here (any other command first waits
+//! for all of them), and together they can only:
 //! - add to an owner's available atoms (fills and releases credit), except for what they hold
 //!   themselves, which [`InFlight`] counts: a new order's hold, a replacement's new hold in
 //!   full, a withdrawal's amount;
