@@ -197,8 +197,16 @@ impl Shard {
             // Stable: each connection's frames stay in the feed's order.
             out.sort_by_key(|(id, _, _)| *id);
         }
+        // Behind the feed (a backlog coalesced), the shard would otherwise keep its core for
+        // the whole sweep while the readers of the sockets it fills wait for one.
+        let behind = batches.len() > 1;
         let mut rest = &out[..];
+        let mut writes = 0usize;
         while let Some((id, writer, _)) = rest.first() {
+            writes = writes.wrapping_add(1);
+            if behind && writes.is_multiple_of(WRITES_BEFORE_YIELD) {
+                std::thread::yield_now();
+            }
             let len = rest.iter().take_while(|(other, _, _)| other == id).count();
             let (group, tail) = rest.split_at(len);
             if let [(_, _, frame)] = group {
@@ -226,6 +234,10 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     // A panic while delivering leaves the routes themselves intact.
     shard.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Connections written to between two yields of a shard's thread while it is behind the
+/// feed (docs/benchmarks.md, session 9).
+const WRITES_BEFORE_YIELD: usize = 256;
 
 /// Batches taken together at most: the delivery of a backlog is coalesced into one write
 /// per connection, so a fan-out that fell behind catches up with fewer system calls.
