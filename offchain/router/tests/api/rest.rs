@@ -621,8 +621,7 @@ async fn replace_moves_a_resting_order_to_new_signed_terms() {
     assert_eq!(status, 200, "{placed}");
     let order_id = placed["order_id"].as_u64().unwrap();
 
-    let mut smaller = maker.order_terms(Side::Sell, 1_600, 3);
-    smaller.client_order_id = first.client_order_id;
+    let smaller = maker.replacement_terms(&first, Side::Sell, 1_600, 3);
     let body = json!({"cancel": maker.cancel(0, first.nonce), "order": maker.sign_order(&smaller)});
     let (status, replaced) = t.post("/v1/replace", &body).await;
     assert_eq!(status, 200, "{replaced}");
@@ -648,8 +647,7 @@ async fn replace_moves_a_resting_order_to_new_signed_terms() {
     .await;
 
     // A replace may not turn a sell into a buy; the refusal is typed and durable.
-    let mut flipped = maker.order_terms(Side::Buy, 1_500, 1);
-    flipped.client_order_id = first.client_order_id;
+    let flipped = maker.replacement_terms(&first, Side::Buy, 1_500, 1);
     let body =
         json!({"cancel": maker.cancel(0, smaller.nonce), "order": maker.sign_order(&flipped)});
     let (status, refused) = t.post("/v1/replace", &body).await;
@@ -659,8 +657,7 @@ async fn replace_moves_a_resting_order_to_new_signed_terms() {
         "{refused}"
     );
     // The old order's nonce is gone: replacing it again names nothing.
-    let mut again = maker.order_terms(Side::Sell, 1_600, 2);
-    again.client_order_id = first.client_order_id;
+    let again = maker.replacement_terms(&first, Side::Sell, 1_600, 2);
     let body = json!({"cancel": maker.cancel(0, first.nonce), "order": maker.sign_order(&again)});
     let (status, unknown) = t.post("/v1/replace", &body).await;
     assert_eq!(

@@ -206,6 +206,14 @@ impl Wallet {
         }
     }
 
+    /// Terms under a fresh nonce that keep `of`'s client order id, as a replacement must.
+    pub fn replacement_terms(&mut self, of: &Order, side: Side, price: u64, size: u64) -> Order {
+        Order {
+            client_order_id: of.client_order_id,
+            ..self.order_terms(side, price, size)
+        }
+    }
+
     pub fn sign_order(&self, order: &Order) -> Value {
         signed(&order.encode(), &self.key)
     }

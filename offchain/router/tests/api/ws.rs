@@ -200,8 +200,7 @@ async fn a_resting_order_is_replaced_over_ws() {
     assert_eq!(placed["ok"].as_bool(), Some(true), "{placed}");
     let order_id = placed["result"]["order_id"].as_u64();
 
-    let mut moved = maker.order_terms(Side::Sell, 1_650, 3);
-    moved.client_order_id = first.client_order_id;
+    let moved = maker.replacement_terms(&first, Side::Sell, 1_650, 3);
     c.send(json!({"op": "replace", "id": 2, "cancel": maker.cancel(0, first.nonce), "order": maker.sign_order(&moved)})).await;
     let replaced = c.until("result").await;
     assert_eq!(
@@ -232,8 +231,7 @@ async fn a_resting_order_is_replaced_over_ws() {
     .await;
 
     // The old nonce names nothing any more: refused as REST refuses it.
-    let mut again = maker.order_terms(Side::Sell, 1_600, 2);
-    again.client_order_id = first.client_order_id;
+    let again = maker.replacement_terms(&first, Side::Sell, 1_600, 2);
     c.send(json!({"op": "replace", "id": 3, "cancel": maker.cancel(0, first.nonce), "order": maker.sign_order(&again)})).await;
     let unknown = c.until("result").await;
     assert_eq!(
