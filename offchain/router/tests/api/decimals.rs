@@ -55,12 +55,7 @@ async fn rest_outputs_carry_exact_decimal_strings() {
         .await;
     assert_eq!(status, 200);
     // The command result's events carry them too.
-    let accepted = placed["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "order_accepted")
-        .unwrap();
+    let accepted = event_in(&placed, "order_accepted");
     assert_eq!(
         (
             accepted["price_ticks_decimal"].as_str(),

@@ -23,13 +23,7 @@ async fn crossing_orders_fill_and_every_read_shows_it() {
         .await;
     assert_eq!(status, 200, "{taken}");
     let taker_order = taken["order_id"].as_u64().unwrap();
-    let fill = taken["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "fill")
-        .cloned()
-        .unwrap();
+    let fill = event_in(&taken, "fill");
     assert_eq!(fill["maker"], maker.hex());
     assert_eq!(fill["taker"], taker.hex());
     assert_eq!(fill["size_lots"], 10);
@@ -626,13 +620,7 @@ async fn replace_moves_a_resting_order_to_new_signed_terms() {
     let (status, replaced) = t.post("/v1/replace", &body).await;
     assert_eq!(status, 200, "{replaced}");
     assert_eq!(replaced["order_id"].as_u64(), Some(order_id));
-    let event = replaced["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "order_replaced")
-        .cloned()
-        .unwrap();
+    let event = event_in(&replaced, "order_replaced");
     assert_eq!(
         (event["nonce"].as_u64(), event["kept_priority"].as_bool()),
         (Some(smaller.nonce), Some(true))
@@ -753,13 +741,7 @@ async fn reads_show_what_was_acknowledged() {
         .post("/v1/orders", &taker.order(Side::Buy, 1_500, 1))
         .await;
     assert_eq!(status, 200, "{taken}");
-    let fill_id = taken["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "fill")
-        .and_then(|f| f["fill_id"].as_u64())
-        .unwrap();
+    let fill_id = event_in(&taken, "fill")["fill_id"].as_u64().unwrap();
     let (status, fill) = t.get(&format!("/v1/settlement/0/{fill_id}")).await;
     assert_eq!(
         (status, fill["fill_id"].as_u64(), fill["status"].as_str()),

@@ -169,6 +169,15 @@ pub struct Wallet {
     pub nonce: u64,
 }
 
+/// The first event of type `kind` in a command's answer (`events`); panics if there is none.
+pub fn event_in(answer: &Value, kind: &str) -> Value {
+    answer["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["type"] == kind))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} event in {answer}"))
+}
+
 pub fn signed(message: &[u8], key: &SigningKey) -> Value {
     json!({"message": hex::encode(message), "signature": hex::encode(key.sign(message).to_bytes())})
 }

@@ -158,12 +158,7 @@ async fn fills_reach_public_and_private_channels_and_orders_enter_over_ws() {
         "{result}"
     );
     // The result carries the same decimal fields as the REST answer: 1,500 ticks are 15.
-    let fill = result["result"]["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "fill")
-        .unwrap();
+    let fill = event_in(&result["result"], "fill");
     assert_eq!(
         (
             fill["price_ticks_decimal"].as_str(),
@@ -209,13 +204,7 @@ async fn a_resting_order_is_replaced_over_ws() {
         "{replaced}"
     );
     assert_eq!(replaced["result"]["order_id"].as_u64(), order_id);
-    let event = replaced["result"]["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "order_replaced")
-        .cloned()
-        .unwrap();
+    let event = event_in(&replaced["result"], "order_replaced");
     assert_eq!(
         (
             event["nonce"].as_u64(),
