@@ -260,7 +260,7 @@ impl State {
                 cancel,
                 order,
                 signature,
-            } => self.replace(now_ms, cancel, order, signature, &mut out),
+            } => self.replace(now_ms, (cancel, order, signature), &mut out),
             Command::CancelAll(c) => self.cancel_all(now_ms, c, &mut out),
             Command::Withdraw(w) => self.withdraw(seq, now_ms, w, &mut out),
             Command::DepositObserved {

@@ -8,6 +8,9 @@ use crate::reject::Reject;
 use kestrel::encoding::{Cancel, CancelAll, CancelSide, Order, OrderType, SelfTrade, Side};
 use kestrel_matcher as m;
 
+/// A replacement's signed cancel of the old order, new order and the new order's signature.
+pub(super) type Replacement<'a> = (&'a Cancel, &'a Order, &'a [u8; 64]);
+
 /// Signed terms that passed every check, with what they must hold.
 pub(super) struct Terms {
     pub(super) spec: MarketSpec,
@@ -199,12 +202,10 @@ impl State {
     pub(super) fn replace(
         &mut self,
         now_ms: u64,
-        cancel: &Cancel,
-        order: &Order,
-        signature: &[u8; 64],
+        replacement: Replacement<'_>,
         out: &mut Vec<Event>,
     ) -> Result<(), (Owner, Reject)> {
-        let (spec, order_id, command) = self.open_replace(now_ms, cancel, order, signature, out)?;
+        let (spec, order_id, command) = self.open_replace(now_ms, replacement, out)?;
         self.run_engine(spec.index, now_ms, &command, out);
         self.close_replace(&spec, order_id, out);
         Ok(())
@@ -218,15 +219,12 @@ impl State {
         &mut self,
         seq: Seq,
         now_ms: u64,
-        (cancel, order, signature): (&Cancel, &Order, &[u8; 64]),
+        replacement: Replacement<'_>,
         matched: Option<Vec<m::Event>>,
     ) -> Option<Vec<Event>> {
         self.last_seq = seq;
         let mut out = Vec::new();
-        match (
-            self.open_replace(now_ms, cancel, order, signature, &mut out),
-            matched,
-        ) {
+        match (self.open_replace(now_ms, replacement, &mut out), matched) {
             (Ok((spec, order_id, _)), Some(events)) => {
                 for event in events {
                     self.on_engine_event(&spec, event, &mut out);
@@ -244,9 +242,7 @@ impl State {
     fn open_replace(
         &mut self,
         now_ms: u64,
-        cancel: &Cancel,
-        order: &Order,
-        signature: &[u8; 64],
+        (cancel, order, signature): Replacement<'_>,
         out: &mut Vec<Event>,
     ) -> Result<(MarketSpec, u64, m::Command), (Owner, Reject)> {
         let owner = order.owner.to_bytes();
