@@ -145,9 +145,9 @@ impl State {
         command: &Command,
         inflight: &mut InFlight,
     ) -> Option<Vec<Part>> {
-        // Applied at its turn, with no engine work ahead of it.
+        // Applied at its turn, with no engine work ahead of it: a command that needs no
+        // engine, or one certain to be refused before it reaches one (`then(Vec::new)` below).
         let at_turn = || Some(Vec::new());
-        // A command certain to be refused before it reaches an engine is one of those.
         match command {
             Command::Place { order, .. } => self
                 .admit_place(seq, now_ms, order, inflight)
@@ -184,13 +184,7 @@ impl State {
             | Command::WithdrawalBroadcast { .. }
             | Command::WithdrawalFinished { .. } => at_turn(),
             Command::Withdraw(w) => {
-                let asset = self
-                    .rules
-                    .assets
-                    .iter()
-                    .position(|mint| *mint == w.mint)
-                    .and_then(|i| u8::try_from(i).ok());
-                if let Some(asset) = asset {
+                if let Some(asset) = self.asset_of(&w.mint) {
                     inflight.hold(&w.owner.to_bytes(), asset, w.amount);
                 }
                 at_turn()

@@ -4,6 +4,7 @@ use super::{neg, PendingWithdrawal, State};
 use crate::ledger::Change;
 use crate::model::{Business, Event, Owner, Seq, WithdrawalKind, WithdrawalStatus};
 use crate::reject::Reject;
+use anchor_lang::prelude::Pubkey;
 use kestrel::encoding::WithdrawRequest;
 
 impl State {
@@ -42,6 +43,15 @@ impl State {
         Ok(())
     }
 
+    /// The asset index of `mint` in the asset table.
+    pub(super) fn asset_of(&self, mint: &Pubkey) -> Option<u8> {
+        self.rules
+            .assets
+            .iter()
+            .position(|m| m == mint)
+            .and_then(|i| u8::try_from(i).ok())
+    }
+
     pub(super) fn withdraw(
         &mut self,
         seq: Seq,
@@ -55,11 +65,7 @@ impl State {
         self.check_exchange(&w.exchange)
             .map_err(|(_, r)| (owner, r))?;
         let asset = self
-            .rules
-            .assets
-            .iter()
-            .position(|mint| *mint == w.mint)
-            .and_then(|i| u8::try_from(i).ok())
+            .asset_of(&w.mint)
             .ok_or((owner, Reject::InvalidAmount))?;
         if w.amount == 0 {
             return Err((owner, Reject::InvalidAmount));
